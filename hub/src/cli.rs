@@ -1,0 +1,82 @@
+//! The command line: `hub serve`, `hub demo`, and the admin commands that
+//! read the same database as the running hub.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "hub", version, about = "Customer identity integration hub")]
+pub struct Cli {
+    /// Settings file (default: hub.toml if present; env HUB_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: HTTP API, delivery workers, mapping reloads.
+    Serve,
+    /// A guided tour on a temporary database with a built-in sink.
+    Demo,
+    /// Check or preview mapping files.
+    #[command(subcommand)]
+    Mappings(MappingsCommand),
+    /// Dead letters: list or replay.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Recent delivery attempts, newest first.
+    Deliveries {
+        /// Only this subject (hub id or SOURCE:externalId).
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue every subject for one destination.
+    Backfill {
+        #[arg(long)]
+        destination: String,
+    },
+    /// Measure webhooks in to deliveries out against a local sink.
+    Bench(crate::demo::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingsCommand {
+    /// Validate every file; prints file:line:col: reason and exits 1 on error.
+    Check { dir: Option<PathBuf> },
+    /// Show what a destination would receive for a subject, without sending.
+    Preview {
+        #[arg(long)]
+        destination: String,
+        /// A SCIM User as JSON.
+        #[arg(long)]
+        subject: PathBuf,
+        /// Purposes to treat as granted (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    List {
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    Replay {
+        #[arg(long)]
+        destination: Option<String>,
+        /// One dead letter by id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Every dead letter of every destination.
+        #[arg(long)]
+        all: bool,
+    },
+}

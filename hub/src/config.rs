@@ -1,0 +1,397 @@
+//! Settings: defaults, then `hub.toml` (or `HUB_CONFIG`), then `HUB_*` env
+//! (`__` separates levels: `HUB_DELIVERY__MAX_ATTEMPTS=5`), then validation
+//! into [`Config`], which the rest of the hub receives by value.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use connectors::standard_webhooks::{SecretError, WebhookSecret};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    #[serde(default = "default_mappings")]
+    pub mappings: PathBuf,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSettings>,
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database_url() -> String {
+    "sqlite://./data/hub.db".into()
+}
+fn default_mappings() -> PathBuf {
+    "./mappings".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Largest accepted body, e.g. `256KiB`.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    /// How far `webhook-timestamp` may be from our clock, either way.
+    #[serde(default = "default_tolerance", with = "humantime_serde")]
+    pub tolerance: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            max_body: default_max_body(),
+            tolerance: default_tolerance(),
+        }
+    }
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(256 * 1024)
+}
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// One `whsec_` secret...
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// ...or several, while rotating.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSettings").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Worker loops; each claims and sends one batch at a time.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Jobs claimed per poll.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// HTTP requests in flight across all destinations.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(default = "default_retry_cap", with = "humantime_serde")]
+    pub retry_cap: Duration,
+    /// A vendor's `Retry-After` is honoured up to this.
+    #[serde(default = "default_retry_cap", with = "humantime_serde")]
+    pub retry_after_cap: Duration,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    /// A claimed job is someone else's until this passes (crash recovery).
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often an idle worker looks for due jobs.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Upper bound for one HTTP call to a destination.
+    #[serde(default = "default_http_timeout", with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            batch: default_batch(),
+            concurrency: default_concurrency(),
+            retry_base: default_retry_base(),
+            retry_cap: default_retry_cap(),
+            retry_after_cap: default_retry_cap(),
+            max_attempts: default_max_attempts(),
+            max_age: default_max_age(),
+            lease: default_lease(),
+            poll_interval: default_poll(),
+            http_timeout: default_http_timeout(),
+        }
+    }
+}
+fn default_workers() -> usize {
+    4
+}
+fn default_batch() -> usize {
+    256
+}
+fn default_concurrency() -> usize {
+    128
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_cap() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_max_attempts() -> u32 {
+    15
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_poll() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_http_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// SHA-256 (hex) of the admin bearer token; admin API off when unset.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token_sha256", &self.token_sha256.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// A size such as `256KiB`, `1MiB`, `64kb` or a plain byte count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0 as u64)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n as usize)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size like 256KiB"))?;
+        let mult = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1024,
+            "m" | "mb" | "mib" => 1024 * 1024,
+            _ => return Err(format!("{text:?}: unknown unit; use B, KiB or MiB")),
+        };
+        Ok(ByteSize(n * mult))
+    }
+}
+
+/// A webhook source with its parsed secrets.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub secrets: Vec<WebhookSecret>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub mappings: PathBuf,
+    pub webhooks: WebhookSettings,
+    pub sources: BTreeMap<String, Source>,
+    pub delivery: DeliverySettings,
+    pub admin_token_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration is invalid:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl RawConfig {
+    /// Layers defaults, the TOML file (when it exists) and `HUB_*` env.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HUB_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| "hub.toml".into());
+        let figment = Figment::from(Serialized::defaults(RawConfig::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("HUB_").split("__").ignore(&["config"]));
+        figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// Checks everything without I/O and reports every problem at once.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| errors.push(format!("listen: {:?} is not HOST:PORT", self.listen)))
+            .ok();
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            errors.push("database_url: expected sqlite://PATH or postgres://...".into());
+        }
+        let mut sources = BTreeMap::new();
+        for (name, s) in &self.sources {
+            let texts: Vec<&String> = s.secret.iter().chain(s.secrets.iter()).collect();
+            if texts.is_empty() {
+                errors.push(format!("sources.{name}: needs `secret` or `secrets`"));
+            }
+            let mut secrets = Vec::new();
+            for (i, t) in texts.iter().enumerate() {
+                match WebhookSecret::parse(t) {
+                    Ok(s) => secrets.push(s),
+                    Err(e) => errors.push(format!("sources.{name}.secrets[{i}]: {e}")),
+                }
+            }
+            sources.insert(
+                name.clone(),
+                Source {
+                    name: name.clone(),
+                    secrets,
+                },
+            );
+        }
+        let d = &self.delivery;
+        if d.workers == 0 || d.batch == 0 || d.concurrency == 0 || d.max_attempts == 0 {
+            errors.push("delivery: workers, batch, concurrency and max_attempts must be at least 1".into());
+        }
+        if d.retry_base > d.retry_cap {
+            errors.push("delivery.retry_base must not exceed delivery.retry_cap".into());
+        }
+        if d.lease <= d.http_timeout {
+            errors.push("delivery.lease must exceed delivery.http_timeout".into());
+        }
+        let admin_token_sha256 = match &self.admin.token_sha256 {
+            None => None,
+            Some(h) => match hex::decode(h.trim()) {
+                Ok(b) if b.len() == 32 => b.try_into().ok(),
+                _ => {
+                    errors.push("admin.token_sha256: expected 64 hex digits".into());
+                    None
+                }
+            },
+        };
+        match (listen, errors.is_empty()) {
+            (Some(listen), true) => Ok(Config {
+                listen,
+                database_url: self.database_url,
+                mappings: self.mappings,
+                webhooks: self.webhooks,
+                sources,
+                delivery: self.delivery,
+                admin_token_sha256,
+            }),
+            _ => Err(ConfigError::Invalid(errors)),
+        }
+    }
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            database_url: default_database_url(),
+            mappings: default_mappings(),
+            webhooks: WebhookSettings::default(),
+            sources: BTreeMap::new(),
+            delivery: DeliverySettings::default(),
+            admin: AdminSettings::default(),
+        }
+    }
+}
+
+impl From<SecretError> for ConfigError {
+    fn from(e: SecretError) -> Self {
+        ConfigError::Invalid(vec![e.to_string()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_config() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/hub.db");
+        assert_eq!(c.delivery.max_attempts, 15);
+    }
+
+    #[test]
+    fn all_errors_are_reported() {
+        let mut raw = RawConfig {
+            listen: "nope".into(),
+            database_url: "mysql://x".into(),
+            ..Default::default()
+        };
+        raw.sources.insert(
+            "ciam".into(),
+            SourceSettings {
+                secret: Some("plain".into()),
+                secrets: vec![],
+            },
+        );
+        let Err(ConfigError::Invalid(errors)) = raw.validate() else {
+            panic!("expected errors")
+        };
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(ByteSize::parse("256KiB").unwrap(), ByteSize(262144));
+        assert_eq!(ByteSize::parse("1MiB").unwrap(), ByteSize(1048576));
+        assert_eq!(ByteSize::parse("10").unwrap(), ByteSize(10));
+        assert!(ByteSize::parse("10 parsecs").is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! `/admin/...`: dead letters, deliveries, destinations and backfills, behind
+//! the admin bearer token (only its SHA-256 is configured).
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use crate::AppState;
+use crate::store::now_ms;
+
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/admin/dead-letters", get(list_dead_letters))
+        .route("/admin/dead-letters/replay", post(replay_dead_letters))
+        .route("/admin/deliveries", get(list_deliveries))
+        .route("/admin/destinations", get(list_destinations))
+        .route("/admin/destinations/{name}/backfill", post(backfill))
+}
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(expected) = state.config.admin_token_sha256 else {
+            return Err(Problem::new(StatusCode::FORBIDDEN, "Admin API disabled", "set admin.token_sha256 to enable it".to_string()));
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let digest = Sha256::digest(token.as_bytes());
+        if token.is_empty() || !bool::from(digest.as_slice().ct_eq(&expected)) {
+            return Err(Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid admin bearer token is required".to_string()));
+        }
+        Ok(Admin)
+    }
+}
+
+fn internal(e: crate::store::StoreError) -> Problem {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "admin request failed");
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", None)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestinationFilter {
+    destination: Option<String>,
+}
+
+async fn list_dead_letters(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<DestinationFilter>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let list = state.store.dead_letters(q.destination.as_deref()).await.map_err(internal)?;
+    Ok(Json(json!({ "dead_letters": list })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    destination: Option<String>,
+    id: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn replay_dead_letters(
+    _: Admin,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let req: ReplayRequest = if body.is_empty() {
+        ReplayRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string()))?
+    };
+    if req.destination.is_none() && req.id.is_none() && !req.all {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "Nothing selected", "name a destination, an id, or set all".to_string()));
+    }
+    let n = state
+        .store
+        .replay_dead_letters(req.destination.as_deref(), req.id.as_deref(), now_ms())
+        .await
+        .map_err(internal)?;
+    state.wake.notify_one();
+    Ok(Json(json!({ "replayed": n })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    subject: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_deliveries(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let list = state.store.attempts(q.subject.as_deref(), limit).await.map_err(internal)?;
+    Ok(Json(json!({ "deliveries": list })))
+}
+
+async fn list_destinations(_: Admin, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let set = state.destinations.load();
+    let list: Vec<_> = set
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.mapping.name,
+                "connector": d.mapping.connector,
+                "enabled": d.mapping.enabled,
+                "consent": d.mapping.consent,
+                "file": d.mapping.file.display().to_string(),
+            })
+        })
+        .collect();
+    Json(json!({ "destinations": list }))
+}
+
+async fn backfill(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    if state.destinations.load().get(&name).is_none() {
+        return Err(Problem::new(StatusCode::NOT_FOUND, "Unknown destination", format!("no destination named {name:?}")));
+    }
+    let n = crate::backfill(state.store.as_ref(), &name).await.map_err(internal)?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": n }))))
+}
+

@@ -1,0 +1,144 @@
+//! The hub: identity providers and the CIAM platform push changes in; every
+//! destination is kept in sync with each customer's current, consented state.
+//!
+//! The data path, one module per step:
+//! 1. **Request** (`http/`): `POST /webhooks/{source}` verifies the Standard
+//!    Webhooks signature and parses the canonical event (`event`).
+//! 2. **Store** (`ingest`, `store/`): the change and one delivery job per
+//!    enabled destination commit in one transaction (group commit), then 202.
+//! 3. **Job** (`store/`): a job names (destination, subject), never a payload;
+//!    pending jobs for the same pair coalesce.
+//! 4. **Worker** (`delivery/`): claims due jobs, reads the subject's current
+//!    profile and consent, plans the action (`delivery::plan`), maps fields
+//!    through the destination's mapping file (`destinations`, crate `mapping`).
+//! 5. **Connector** (crate `connectors`): talks to the vendor; the engine
+//!    records the attempt and retries later, or dead-letters.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod demo;
+pub mod destinations;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use config::Config;
+use destinations::DestinationSet;
+use ingest::Ingestor;
+use metrics::Metrics;
+use store::{JobReason, Store, StoreError, now_ms};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub destinations: Arc<ArcSwap<DestinationSet>>,
+    pub ingestor: Ingestor,
+    pub metrics: Arc<Metrics>,
+    /// Rung when jobs become due (ingest, replay, backfill).
+    pub wake: Arc<Notify>,
+}
+
+pub fn app(state: AppState) -> axum::Router {
+    http::router(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("could not open the store")]
+    Store(#[from] StoreError),
+    #[error("could not build the HTTP client")]
+    Client(#[from] reqwest::Error),
+    #[error("HTTP server failed")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store and loads the mappings; logs refused files.
+pub async fn build_state(config: Config) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
+    let store = store::connect(&config.database_url).await?;
+    let (set, errors) = destinations::reload(&config.mappings, &DestinationSet::default());
+    for e in &errors {
+        tracing::error!(error = %e, "mapping file refused");
+    }
+    tracing::info!(destinations = set.enabled_names().len(), "mappings loaded");
+    let wake = Arc::new(Notify::new());
+    let (ingestor, writer) = Ingestor::start(store.clone(), wake.clone());
+    Ok((
+        AppState {
+            config: Arc::new(config),
+            store,
+            destinations: Arc::new(ArcSwap::from_pointee(set)),
+            ingestor,
+            metrics: Arc::new(Metrics::default()),
+            wake,
+        },
+        writer,
+    ))
+}
+
+/// Runs the HTTP server, the delivery engine and the mapping watcher until
+/// `shutdown` resolves; then stops taking requests, finishes in-flight
+/// deliveries and returns.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (state, writer) = build_state(config).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let engine = Arc::new(delivery::Engine::new(
+        state.store.clone(),
+        state.destinations.clone(),
+        state.config.delivery.clone(),
+        state.wake.clone(),
+        state.metrics.clone(),
+    )?);
+    let workers = state.config.delivery.workers;
+    let engine_task = tokio::spawn(engine.run(workers, stop_rx.clone()));
+    let watcher = tokio::spawn(destinations::watch(
+        state.config.mappings.clone(),
+        state.destinations.clone(),
+        Duration::from_millis(500),
+        stop_rx,
+    ));
+    let router = app(state.clone());
+    drop(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("no longer accepting requests; finishing in-flight deliveries");
+    let _ = stop_tx.send(true);
+    let _ = engine_task.await;
+    let _ = watcher.await;
+    // The router (and its Ingestor sender) is gone: the writer drains and ends.
+    let _ = writer.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Queues every live subject for `destination`; returns how many were queued.
+pub async fn backfill(store: &dyn Store, destination: &str) -> Result<u64, StoreError> {
+    let mut after: Option<String> = None;
+    let mut queued = 0;
+    loop {
+        let ids = store.subject_ids(after.as_deref(), 1000).await?;
+        let Some(last) = ids.last().cloned() else { break };
+        for id in &ids {
+            if store.enqueue(destination, id, JobReason::Backfill, now_ms()).await? {
+                queued += 1;
+            }
+        }
+        after = Some(last);
+    }
+    Ok(queued)
+}

@@ -1,0 +1,155 @@
+//! The `hub` binary: parse the command line, start tracing, call the library.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hub::cli::{Cli, Command, DlqCommand, MappingsCommand};
+use hub::config::{Config, RawConfig};
+use hub::store::{self, SubjectKey, now_ms};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(RawConfig::load(cli.config.as_deref())?.validate()?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve => {
+            let config = load_config(&cli)?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            // One line on stdout that scripts and tests read.
+            println!("hub listening on http://{}", listener.local_addr()?);
+            hub::serve(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => hub::demo::run().await,
+        Command::Bench(args) => hub::demo::bench::run(args.clone()).await.map(|_| ExitCode::SUCCESS),
+        Command::Mappings(MappingsCommand::Check { dir }) => {
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => load_config(&cli)?.mappings,
+            };
+            let (ok, errors) = hub::destinations::check_dir(&dir);
+            for e in &errors {
+                println!("{e}");
+            }
+            if errors.is_empty() {
+                println!("{} destination(s) OK in {}", ok.len(), dir.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{} error(s)", errors.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Mappings(MappingsCommand::Preview { destination, subject, grants, dir }) => {
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => load_config(&cli)?.mappings,
+            };
+            let (ok, errors) = hub::destinations::check_dir(&dir);
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            let Some(dest) = ok.into_iter().find(|d| &d.mapping.name == destination) else {
+                bail!("no valid destination named {destination:?} in {}", dir.display());
+            };
+            let text = std::fs::read_to_string(subject).with_context(|| format!("cannot read {}", subject.display()))?;
+            let profile: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", subject.display()))?;
+            let preview = hub::demo::preview(&dest, profile, grants);
+            println!("{}", serde_json::to_string_pretty(&preview)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(cmd) => {
+            let store = store::connect(&load_config(&cli)?.database_url).await?;
+            match cmd {
+                DlqCommand::List { destination } => {
+                    let list = store.dead_letters(destination.as_deref()).await?;
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                DlqCommand::Replay { destination, id, all } => {
+                    if destination.is_none() && id.is_none() && !all {
+                        bail!("name --destination NAME, --id ID, or --all");
+                    }
+                    let n = store.replay_dead_letters(destination.as_deref(), id.as_deref(), now_ms()).await?;
+                    println!("replayed {n} dead letter(s)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deliveries { subject, limit } => {
+            let store = store::connect(&load_config(&cli)?.database_url).await?;
+            let subject_id = match subject {
+                None => None,
+                Some(s) => Some(
+                    store
+                        .find_subject(&SubjectKey::parse(s))
+                        .await?
+                        .with_context(|| format!("no subject {s:?}"))?,
+                ),
+            };
+            let list = store.attempts(subject_id.as_deref(), *limit).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill { destination } => {
+            let config = load_config(&cli)?;
+            let (ok, _) = hub::destinations::check_dir(&config.mappings);
+            if !ok.iter().any(|d| &d.mapping.name == destination) {
+                bail!("no valid destination named {destination:?}");
+            }
+            let store = store::connect(&config.database_url).await?;
+            let n = hub::backfill(store.as_ref(), destination).await?;
+            println!("queued {n} subject(s) for {destination}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,97 @@
+//! Persistence. One [`Store`] trait, one implementation per backend
+//! (`sqlite`, `postgres`) generated from the same SQL by `impl_store!`, so both
+//! behave alike and pass the same tests. All SQL lives under this module.
+
+mod common;
+pub mod models;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+pub use models::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored JSON is corrupt")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies inbound changes and fans out their delivery jobs, all in one
+    /// transaction: when this returns Ok, every item is durable.
+    async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestOutcome>, StoreError>;
+
+    /// Takes up to `limit` due jobs (pending and due, or running with an
+    /// expired lease) and leases them until `now + lease_ms`.
+    async fn claim_jobs(
+        &self,
+        limit: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// Current state of these subjects (missing ids are absent).
+    async fn load_subjects(&self, ids: &[String]) -> Result<Vec<SubjectState>, StoreError>;
+
+    /// Records the attempts and moves each job on (done, rescheduled, dead).
+    async fn finish_jobs(&self, results: &[JobResult], now: i64) -> Result<(), StoreError>;
+
+    /// Queues (destination, subject) unless a pending job already exists.
+    async fn enqueue(
+        &self,
+        destination: &str,
+        subject_id: &str,
+        reason: JobReason,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Subject ids that are not tombstoned, for backfills.
+    async fn subject_ids(&self, after: Option<&str>, limit: i64) -> Result<Vec<String>, StoreError>;
+
+    async fn find_subject(&self, key: &SubjectKey) -> Result<Option<String>, StoreError>;
+
+    async fn dead_letters(&self, destination: Option<&str>) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Requeues dead letters (all of a destination, or one id); returns how many.
+    async fn replay_dead_letters(
+        &self,
+        destination: Option<&str>,
+        id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    async fn attempts(
+        &self,
+        subject_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Readiness probe.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// Milliseconds since the Unix epoch: the store's one time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

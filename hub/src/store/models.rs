@@ -1,0 +1,232 @@
+//! Row and value types the store reads and writes.
+
+use serde::Serialize;
+
+use crate::event::CanonicalEvent;
+
+/// One accepted inbound change, with the destinations it fans out to.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub source: String,
+    /// Idempotency key (`webhook-id`).
+    pub message_id: String,
+    pub event: CanonicalEvent,
+    pub destinations: Vec<String>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    Applied { subject_id: String, jobs: u64 },
+    /// The message id was seen before: nothing changed.
+    Duplicate,
+    /// Older than the state we hold (`occurredAt`): recorded, not applied.
+    Stale { subject_id: String },
+    /// A delete for a subject we never had.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobReason {
+    Change,
+    Retry,
+    Replay,
+    Backfill,
+}
+
+impl JobReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobReason::Change => "change",
+            JobReason::Retry => "retry",
+            JobReason::Replay => "replay",
+            JobReason::Backfill => "backfill",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryJob {
+    pub id: String,
+    pub destination: String,
+    pub subject_id: String,
+    pub reason: String,
+    pub attempt: i64,
+    pub first_enqueued_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubjectState {
+    pub id: String,
+    pub profile: serde_json::Value,
+    pub version: i64,
+    pub deleted: bool,
+    /// (purpose, brand, granted)
+    pub consents: Vec<(String, String, bool)>,
+}
+
+impl SubjectState {
+    /// Consent fails closed: no record means not granted.
+    pub fn granted(&self, purpose: &str, brand: Option<&str>) -> bool {
+        let brand_grant = brand.and_then(|b| {
+            self.consents
+                .iter()
+                .find(|(p, br, _)| p == purpose && br == b)
+                .map(|c| c.2)
+        });
+        brand_grant.unwrap_or_else(|| {
+            self.consents
+                .iter()
+                .find(|(p, br, _)| p == purpose && br.is_empty())
+                .is_some_and(|c| c.2)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Delivered,
+    Retry,
+    Paused,
+    Dead,
+    Suppressed,
+    Skipped,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry => "retry",
+            AttemptOutcome::Paused => "paused",
+            AttemptOutcome::Dead => "dead",
+            AttemptOutcome::Suppressed => "suppressed",
+            AttemptOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happens to a job after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    Done,
+    RetryAt(i64),
+    DeadLetter,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    pub job: DeliveryJob,
+    /// upsert | delete | suppress | none
+    pub action: &'static str,
+    pub outcome: AttemptOutcome,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub detail: Option<String>,
+    pub next: NextStep,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: String,
+    pub destination: String,
+    pub subject_id: String,
+    pub attempts: i64,
+    pub status_code: Option<i64>,
+    pub detail: String,
+    pub created_at: i64,
+    pub replayed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub job_id: String,
+    pub destination: String,
+    pub subject_id: String,
+    pub attempt: i64,
+    pub action: String,
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StoreStats {
+    pub subjects: i64,
+    pub changes: i64,
+    pub pending_jobs: i64,
+    pub running_jobs: i64,
+    pub attempts: i64,
+    pub dead_letters: i64,
+    pub inbound_messages: i64,
+}
+
+/// How an admin names a subject: hub id or `SOURCE:externalId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectKey {
+    Id(String),
+    External { source: String, external_id: String },
+}
+
+impl SubjectKey {
+    pub fn parse(text: &str) -> SubjectKey {
+        match text.split_once(':') {
+            Some((source, ext)) if !source.is_empty() && !ext.is_empty() => SubjectKey::External {
+                source: source.into(),
+                external_id: ext.into(),
+            },
+            _ => SubjectKey::Id(text.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(consents: &[(&str, &str, bool)]) -> SubjectState {
+        SubjectState {
+            id: "s".into(),
+            profile: serde_json::Value::Null,
+            version: 1,
+            deleted: false,
+            consents: consents
+                .iter()
+                .map(|(p, b, g)| (p.to_string(), b.to_string(), *g))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn consent_fails_closed() {
+        let s = subject(&[("analytics", "", false)]);
+        assert!(!s.granted("analytics", None));
+        assert!(!s.granted("marketing_email", None));
+    }
+
+    #[test]
+    fn brand_consent_overrides_global() {
+        let s = subject(&[("email", "", true), ("email", "acme", false)]);
+        assert!(s.granted("email", None));
+        assert!(!s.granted("email", Some("acme")));
+        assert!(s.granted("email", Some("other")));
+    }
+
+    #[test]
+    fn subject_keys_parse() {
+        assert_eq!(
+            SubjectKey::parse("ciam:cust-1"),
+            SubjectKey::External {
+                source: "ciam".into(),
+                external_id: "cust-1".into()
+            }
+        );
+        assert_eq!(SubjectKey::parse("0190abc"), SubjectKey::Id("0190abc".into()));
+    }
+}

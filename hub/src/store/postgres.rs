@@ -1,0 +1,49 @@
+//! PostgreSQL: any number of hub processes share it as store and queue;
+//! `FOR UPDATE SKIP LOCKED` lets them claim jobs without coordination.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+
+use super::StoreError;
+
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+mod sql {
+    pub const CLAIM: &str = "UPDATE delivery_jobs SET status = 'running', locked_until = $1 \
+        WHERE id IN (SELECT id FROM delivery_jobs \
+        WHERE (status = 'pending' AND not_before <= $2) OR (status = 'running' AND locked_until < $2) \
+        ORDER BY not_before LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        RETURNING id, destination, subject_id, reason, attempt, first_enqueued_at";
+    pub const LOAD_SUBJECTS: &str = "SELECT id, profile, version, deleted_at FROM subjects \
+        WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    pub const LOAD_CONSENTS: &str = "SELECT subject_id, purpose, brand, state FROM consents \
+        WHERE subject_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
+        attempt, not_before, locked_until, first_enqueued_at) \
+        VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
+        ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO UPDATE SET \
+        attempt = GREATEST(delivery_jobs.attempt, excluded.attempt), \
+        not_before = GREATEST(delivery_jobs.not_before, excluded.not_before), \
+        first_enqueued_at = LEAST(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)";
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+super::common::impl_store!(PgStore, sqlx::Postgres);

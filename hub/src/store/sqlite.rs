@@ -1,0 +1,63 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`,
+//! so a commit is on disk before the hub acknowledges anything.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::StoreError;
+
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+mod sql {
+    pub const CLAIM: &str = "UPDATE delivery_jobs SET status = 'running', locked_until = $1 \
+        WHERE id IN (SELECT id FROM delivery_jobs \
+        WHERE (status = 'pending' AND not_before <= $2) OR (status = 'running' AND locked_until < $2) \
+        ORDER BY not_before LIMIT $3) \
+        RETURNING id, destination, subject_id, reason, attempt, first_enqueued_at";
+    pub const LOAD_SUBJECTS: &str = "SELECT id, profile, version, deleted_at FROM subjects \
+        WHERE id IN (SELECT value FROM json_each($1))";
+    pub const LOAD_CONSENTS: &str = "SELECT subject_id, purpose, brand, state FROM consents \
+        WHERE subject_id IN (SELECT value FROM json_each($1))";
+    pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
+        attempt, not_before, locked_until, first_enqueued_at) \
+        VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
+        ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO UPDATE SET \
+        attempt = max(delivery_jobs.attempt, excluded.attempt), \
+        not_before = max(delivery_jobs.not_before, excluded.not_before), \
+        first_enqueued_at = min(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)";
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.into()))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front, so a transaction that
+    /// reads before it writes cannot fail with SQLITE_BUSY halfway.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+super::common::impl_store!(SqliteStore, sqlx::Sqlite);
