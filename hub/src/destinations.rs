@@ -15,7 +15,8 @@ use mapping::{Destination, MappingError};
 #[derive(Debug)]
 pub struct ActiveDestination {
     pub mapping: Destination,
-    pub connector: Box<dyn Connector>,
+    /// None while the destination is disabled (its settings may be incomplete).
+    pub connector: Option<Box<dyn Connector>>,
 }
 
 #[derive(Debug, Default)]
@@ -65,8 +66,17 @@ pub fn load_one(file: &Path) -> Result<ActiveDestination, Vec<MappingError>> {
 }
 
 fn bind(mapping: Destination) -> Result<ActiveDestination, Vec<MappingError>> {
+    if !mapping.enabled {
+        return Ok(ActiveDestination {
+            mapping,
+            connector: None,
+        });
+    }
     match connectors::build(&mapping.connector, mapping.settings.as_value()) {
-        Ok(connector) => Ok(ActiveDestination { mapping, connector }),
+        Ok(connector) => Ok(ActiveDestination {
+            mapping,
+            connector: Some(connector),
+        }),
         Err(e) => {
             let key = match e {
                 connectors::ConnectorError::Unknown(_) => "connector",

@@ -155,7 +155,16 @@ impl Validator<'_> {
         };
         let settings = match top.get("settings") {
             Some((_, n)) if matches!(n.kind, Kind::Map(_)) => {
-                Some(resolve(n, "settings", self.env, &mut self.errors))
+                // A disabled destination may name secrets this machine lacks:
+                // keep the placeholder; it is resolved when it is enabled.
+                let env = self.env;
+                let lenient = |k: &str| env(k).or_else(|| Some(format!("${{env:{k}}}")));
+                let env: &dyn Fn(&str) -> Option<String> = if enabled == Some(false) {
+                    &lenient
+                } else {
+                    env
+                };
+                Some(resolve(n, "settings", env, &mut self.errors))
             }
             Some((_, n)) => {
                 self.type_error(n, "settings", "a mapping");

@@ -164,8 +164,13 @@ impl Engine {
         }
 
         let calls = sends.into_iter().flat_map(|(name, items)| {
-            let dest = set.get(&name).cloned();
-            let chunk = dest.as_ref().map(|d| d.connector.max_batch()).unwrap_or(1).max(1);
+            let dest = set.get(&name).filter(|d| d.connector.is_some()).cloned();
+            let chunk = dest
+                .as_ref()
+                .and_then(|d| d.connector.as_ref())
+                .map(|c| c.max_batch())
+                .unwrap_or(1)
+                .max(1);
             let mut chunks = Vec::new();
             let mut items = items.into_iter().peekable();
             while items.peek().is_some() {
@@ -210,7 +215,10 @@ impl Engine {
         let _permit = self.in_flight.acquire().await;
         let items: Vec<DeliveryItem> = part.iter().map(|p| p.item.clone()).collect();
         let started = Instant::now();
-        let mut outcomes = dest.connector.send(&self.client, &items).await;
+        let mut outcomes = match &dest.connector {
+            Some(connector) => connector.send(&self.client, &items).await,
+            None => Vec::new(),
+        };
         let latency_ms = started.elapsed().as_millis() as i64;
         // A connector owes one outcome per item; treat a short answer as a retry.
         outcomes.resize(
@@ -244,7 +252,7 @@ impl Engine {
         };
         tracing::debug!(
             destination = %dest.mapping.name,
-            connector = dest.connector.kind().as_str(),
+            connector = %dest.mapping.connector,
             subject = %job.subject_id,
             job = %job.id,
             attempt = attempts,
