@@ -10,10 +10,15 @@ use hub::store::{self, SubjectKey, now_ms};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo and the benchmark narrate on stdout; keep their logs quiet.
+    let default_filter = match cli.command {
+        Command::Demo | Command::Bench(_) => "warn",
+        _ => "info,sqlx=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
