@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::store::{IngestItem, IngestOutcome, Store, StoreError};
 
@@ -51,24 +51,54 @@ async fn writer(
     mut rx: mpsc::Receiver<(IngestItem, Reply)>,
     wake: Arc<Notify>,
 ) {
+    // SQLite has one writer at a time; PostgreSQL gains from a few.
+    let parallel = store.parallel_writers().max(1);
+    let permits = Arc::new(Semaphore::new(parallel));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (items, replies): (Vec<IngestItem>, Vec<Reply>) = std::mem::take(&mut batch).into_iter().unzip();
-        match store.ingest(&items).await {
-            Ok(outcomes) => {
-                // Wake idle workers now, or the next one to wait.
-                wake.notify_waiters();
-                wake.notify_one();
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        // Items that queued while we waited for a permit join this batch.
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
             }
-            Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), items = items.len(), "ingest commit failed");
-                let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        }
+        let (items, replies): (Vec<IngestItem>, Vec<Reply>) =
+            std::mem::take(&mut batch).into_iter().unzip();
+        let store = store.clone();
+        let wake = wake.clone();
+        tokio::spawn(async move {
+            commit(store.as_ref(), &items, replies, &wake).await;
+            drop(permit);
+        });
+    }
+    // Wait for the last commits before reporting the writer done.
+    let _ = permits.acquire_many(parallel as u32).await;
+}
+
+async fn commit(store: &dyn Store, items: &[IngestItem], replies: Vec<Reply>, wake: &Notify) {
+    // One retry: a deadlock or busy error on a whole batch is worth another try.
+    let mut result = store.ingest(items).await;
+    if result.is_err() {
+        result = store.ingest(items).await;
+    }
+    match result {
+        Ok(outcomes) => {
+            // Wake idle workers now, or the next one to wait.
+            wake.notify_waiters();
+            wake.notify_one();
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), items = items.len(), "ingest commit failed");
+            let e = Arc::new(e);
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

@@ -489,6 +489,10 @@ macro_rules! impl_store {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
+
+            fn parallel_writers(&self) -> usize {
+                Self::PARALLEL_WRITERS
+            }
         }
     };
 }

@@ -78,6 +78,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Readiness probe.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How many ingest transactions may usefully run at once.
+    fn parallel_writers(&self) -> usize;
 }
 
 /// Opens the store a URL names and brings its schema up to date.

@@ -31,6 +31,9 @@ mod sql {
 }
 
 impl PgStore {
+    /// Group commits in flight at once.
+    const PARALLEL_WRITERS: usize = 4;
+
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -32,6 +32,9 @@ mod sql {
 }
 
 impl SqliteStore {
+    /// Group commits in flight at once.
+    const PARALLEL_WRITERS: usize = 1;
+
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
