@@ -73,7 +73,13 @@ contract!(
     consent_is_recorded_and_fails_closed,
 );
 
-fn event(kind: &str, ext: &str, given: &str, consent: serde_json::Value, at: &str) -> CanonicalEvent {
+fn event(
+    kind: &str,
+    ext: &str,
+    given: &str,
+    consent: serde_json::Value,
+    at: &str,
+) -> CanonicalEvent {
     serde_json::from_value(json!({
         "type": kind,
         "subject": {"externalId": ext, "userName": format!("{ext}@example.com"), "name": {"givenName": given},
@@ -95,7 +101,11 @@ fn item(id: &str, e: CanonicalEvent, destinations: &[&str]) -> IngestItem {
 }
 
 fn upsert(id: &str, ext: &str, given: &str, at: &str) -> IngestItem {
-    item(id, event("profile.upserted", ext, given, json!({}), at), &["crm", "cdp"])
+    item(
+        id,
+        event("profile.upserted", ext, given, json!({}), at),
+        &["crm", "cdp"],
+    )
 }
 
 fn result(job: hub::store::DeliveryJob, outcome: AttemptOutcome, next: NextStep) -> JobResult {
@@ -111,24 +121,43 @@ fn result(job: hub::store::DeliveryJob, outcome: AttemptOutcome, next: NextStep)
 }
 
 async fn a_change_and_its_jobs_commit_together(s: &dyn Store) {
-    let out = s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")]).await.unwrap();
-    let IngestOutcome::Applied { subject_id, jobs } = &out[0] else { panic!("{out:?}") };
+    let out = s
+        .ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    let IngestOutcome::Applied { subject_id, jobs } = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(*jobs, 2);
     let stats = s.stats().await.unwrap();
-    assert_eq!((stats.subjects, stats.changes, stats.pending_jobs), (1, 1, 2));
-    let subjects = s.load_subjects(std::slice::from_ref(subject_id)).await.unwrap();
+    assert_eq!(
+        (stats.subjects, stats.changes, stats.pending_jobs),
+        (1, 1, 2)
+    );
+    let subjects = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap();
     assert_eq!(subjects[0].profile["name"]["givenName"], "Ada");
     assert_eq!(subjects[0].profile["id"], json!(subject_id));
     let found = s
-        .find_subject(&SubjectKey::External { source: "ciam".into(), external_id: "ada".into() })
+        .find_subject(&SubjectKey::External {
+            source: "ciam".into(),
+            external_id: "ada".into(),
+        })
         .await
         .unwrap();
     assert_eq!(found.as_ref(), Some(subject_id));
 }
 
 async fn a_repeated_message_id_changes_nothing(s: &dyn Store) {
-    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")]).await.unwrap();
-    let again = s.ingest(&[upsert("m1", "ada", "Eve", "2026-11-23T10:01:00Z")]).await.unwrap();
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    let again = s
+        .ingest(&[upsert("m1", "ada", "Eve", "2026-11-23T10:01:00Z")])
+        .await
+        .unwrap();
     assert_eq!(again, vec![IngestOutcome::Duplicate]);
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.changes, stats.pending_jobs), (1, 2));
@@ -136,31 +165,87 @@ async fn a_repeated_message_id_changes_nothing(s: &dyn Store) {
 
 async fn pending_jobs_coalesce_per_destination_and_subject(s: &dyn Store) {
     let items: Vec<IngestItem> = (0..10)
-        .map(|i| upsert(&format!("m{i}"), "ada", &format!("Ada {i}"), &format!("2026-11-23T10:00:{i:02}Z")))
+        .map(|i| {
+            upsert(
+                &format!("m{i}"),
+                "ada",
+                &format!("Ada {i}"),
+                &format!("2026-11-23T10:00:{i:02}Z"),
+            )
+        })
         .collect();
     s.ingest(&items).await.unwrap();
     let stats = s.stats().await.unwrap();
-    assert_eq!((stats.changes, stats.pending_jobs), (10, 2), "ten changes, one job per destination");
+    assert_eq!(
+        (stats.changes, stats.pending_jobs),
+        (10, 2),
+        "ten changes, one job per destination"
+    );
     let jobs = s.claim_jobs(100, store::now_ms(), 60_000).await.unwrap();
     assert_eq!(jobs.len(), 2);
     // A change while the job runs queues a new one: the running attempt may have read older state.
-    s.ingest(&[upsert("m10", "ada", "Ada 10", "2026-11-23T10:00:10Z")]).await.unwrap();
+    s.ingest(&[upsert("m10", "ada", "Ada 10", "2026-11-23T10:00:10Z")])
+        .await
+        .unwrap();
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.running_jobs, stats.pending_jobs), (2, 2));
 }
 
 async fn a_retry_is_rescheduled_and_merges_with_newer_work(s: &dyn Store) {
-    s.ingest(&[item("m1", event("profile.upserted", "ada", "Ada", json!({}), "2026-11-23T10:00:00Z"), &["crm"])]).await.unwrap();
+    s.ingest(&[item(
+        "m1",
+        event(
+            "profile.upserted",
+            "ada",
+            "Ada",
+            json!({}),
+            "2026-11-23T10:00:00Z",
+        ),
+        &["crm"],
+    )])
+    .await
+    .unwrap();
     let now = store::now_ms();
     let job = s.claim_jobs(10, now, 60_000).await.unwrap().remove(0);
     // Nothing else is due while it runs.
     assert!(s.claim_jobs(10, now, 60_000).await.unwrap().is_empty());
-    s.ingest(&[item("m2", event("profile.upserted", "ada", "Ada B", json!({}), "2026-11-23T10:00:01Z"), &["crm"])]).await.unwrap();
+    s.ingest(&[item(
+        "m2",
+        event(
+            "profile.upserted",
+            "ada",
+            "Ada B",
+            json!({}),
+            "2026-11-23T10:00:01Z",
+        ),
+        &["crm"],
+    )])
+    .await
+    .unwrap();
     let retry_at = now + 5_000;
-    s.finish_jobs(&[result(job.clone(), AttemptOutcome::Retry, NextStep::RetryAt(retry_at))], now).await.unwrap();
+    s.finish_jobs(
+        &[result(
+            job.clone(),
+            AttemptOutcome::Retry,
+            NextStep::RetryAt(retry_at),
+        )],
+        now,
+    )
+    .await
+    .unwrap();
     let stats = s.stats().await.unwrap();
-    assert_eq!((stats.pending_jobs, stats.running_jobs, stats.attempts), (1, 0, 1), "merged into one pending job");
-    assert!(s.claim_jobs(10, now + 4_000, 60_000).await.unwrap().is_empty(), "the backoff holds");
+    assert_eq!(
+        (stats.pending_jobs, stats.running_jobs, stats.attempts),
+        (1, 0, 1),
+        "merged into one pending job"
+    );
+    assert!(
+        s.claim_jobs(10, now + 4_000, 60_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the backoff holds"
+    );
     let again = s.claim_jobs(10, retry_at, 60_000).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 1, "the attempt count survives the merge");
@@ -171,7 +256,9 @@ async fn a_retry_is_rescheduled_and_merges_with_newer_work(s: &dyn Store) {
 }
 
 async fn dead_letters_can_be_replayed(s: &dyn Store) {
-    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")]).await.unwrap();
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
     let now = store::now_ms();
     let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
     let results: Vec<JobResult> = jobs
@@ -182,54 +269,134 @@ async fn dead_letters_can_be_replayed(s: &dyn Store) {
     assert_eq!(s.dead_letters(None).await.unwrap().len(), 2);
     assert_eq!(s.dead_letters(Some("crm")).await.unwrap().len(), 1);
     assert_eq!(s.stats().await.unwrap().pending_jobs, 0);
-    assert_eq!(s.replay_dead_letters(Some("crm"), None, now).await.unwrap(), 1);
+    assert_eq!(
+        s.replay_dead_letters(Some("crm"), None, now).await.unwrap(),
+        1
+    );
     assert_eq!(s.dead_letters(None).await.unwrap().len(), 1);
     let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
     assert_eq!(jobs.len(), 1);
-    assert_eq!((jobs[0].destination.as_str(), jobs[0].reason.as_str()), ("crm", JobReason::Replay.as_str()));
+    assert_eq!(
+        (jobs[0].destination.as_str(), jobs[0].reason.as_str()),
+        ("crm", JobReason::Replay.as_str())
+    );
 }
 
 async fn an_older_event_does_not_regress_the_profile(s: &dyn Store) {
-    s.ingest(&[upsert("m2", "ada", "New", "2026-11-23T10:05:00Z")]).await.unwrap();
-    let out = s.ingest(&[upsert("m1", "ada", "Old", "2026-11-23T10:00:00Z")]).await.unwrap();
-    let IngestOutcome::Stale { subject_id } = &out[0] else { panic!("{out:?}") };
-    let subject = s.load_subjects(std::slice::from_ref(subject_id)).await.unwrap().remove(0);
+    s.ingest(&[upsert("m2", "ada", "New", "2026-11-23T10:05:00Z")])
+        .await
+        .unwrap();
+    let out = s
+        .ingest(&[upsert("m1", "ada", "Old", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    let IngestOutcome::Stale { subject_id } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let subject = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(subject.profile["name"]["givenName"], "New");
     let deleted = s
-        .ingest(&[item("m3", event("profile.deleted", "ada", "", json!({}), "2026-11-23T10:06:00Z"), &["crm"])])
+        .ingest(&[item(
+            "m3",
+            event(
+                "profile.deleted",
+                "ada",
+                "",
+                json!({}),
+                "2026-11-23T10:06:00Z",
+            ),
+            &["crm"],
+        )])
         .await
         .unwrap();
     assert!(matches!(deleted[0], IngestOutcome::Applied { .. }));
-    let subject = s.load_subjects(std::slice::from_ref(subject_id)).await.unwrap().remove(0);
+    let subject = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
     assert!(subject.deleted);
     let unknown = s
-        .ingest(&[item("m4", event("profile.deleted", "nobody", "", json!({}), "2026-11-23T10:06:00Z"), &["crm"])])
+        .ingest(&[item(
+            "m4",
+            event(
+                "profile.deleted",
+                "nobody",
+                "",
+                json!({}),
+                "2026-11-23T10:06:00Z",
+            ),
+            &["crm"],
+        )])
         .await
         .unwrap();
     assert_eq!(unknown, vec![IngestOutcome::Unknown]);
 }
 
 async fn expired_leases_are_reclaimed(s: &dyn Store) {
-    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")]).await.unwrap();
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
     let now = store::now_ms();
     assert_eq!(s.claim_jobs(10, now, 1_000).await.unwrap().len(), 2);
     assert!(s.claim_jobs(10, now + 500, 1_000).await.unwrap().is_empty());
-    assert_eq!(s.claim_jobs(10, now + 1_500, 1_000).await.unwrap().len(), 2, "a dead worker's jobs come back");
+    assert_eq!(
+        s.claim_jobs(10, now + 1_500, 1_000).await.unwrap().len(),
+        2,
+        "a dead worker's jobs come back"
+    );
 }
 
 async fn consent_is_recorded_and_fails_closed(s: &dyn Store) {
-    let e = event("profile.upserted", "ada", "Ada", json!({"marketing_email": "granted", "analytics": "denied"}), "2026-11-23T10:00:00Z");
+    let e = event(
+        "profile.upserted",
+        "ada",
+        "Ada",
+        json!({"marketing_email": "granted", "analytics": "denied"}),
+        "2026-11-23T10:00:00Z",
+    );
     let out = s.ingest(&[item("m1", e, &["crm"])]).await.unwrap();
-    let IngestOutcome::Applied { subject_id, .. } = &out[0] else { panic!() };
-    let subject = s.load_subjects(std::slice::from_ref(subject_id)).await.unwrap().remove(0);
+    let IngestOutcome::Applied { subject_id, .. } = &out[0] else {
+        panic!()
+    };
+    let subject = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
     assert!(subject.granted("marketing_email", None));
     assert!(!subject.granted("analytics", None));
     assert!(!subject.granted("sms", None), "no record means not granted");
     // A withdrawal via consent.updated; an older grant arriving late does not undo it.
-    let w = event("consent.updated", "ada", "", json!({"marketing_email": "denied"}), "2026-11-23T10:05:00Z");
-    let late = event("consent.updated", "ada", "", json!({"marketing_email": "granted"}), "2026-11-23T10:01:00Z");
-    s.ingest(&[item("m2", w, &["crm"]), item("m3", late, &["crm"])]).await.unwrap();
-    let subject = s.load_subjects(std::slice::from_ref(subject_id)).await.unwrap().remove(0);
+    let w = event(
+        "consent.updated",
+        "ada",
+        "",
+        json!({"marketing_email": "denied"}),
+        "2026-11-23T10:05:00Z",
+    );
+    let late = event(
+        "consent.updated",
+        "ada",
+        "",
+        json!({"marketing_email": "granted"}),
+        "2026-11-23T10:01:00Z",
+    );
+    s.ingest(&[item("m2", w, &["crm"]), item("m3", late, &["crm"])])
+        .await
+        .unwrap();
+    let subject = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
     assert!(!subject.granted("marketing_email", None));
-    assert_eq!(subject.profile["name"]["givenName"], "Ada", "consent.updated leaves the profile alone");
+    assert_eq!(
+        subject.profile["name"]["givenName"], "Ada",
+        "consent.updated leaves the profile alone"
+    );
 }

@@ -62,9 +62,15 @@ pub enum Outcome {
         reason: String,
     },
     /// The destination refuses our credentials (401/403): keep the jobs, alert.
-    Paused { status: Option<u16>, reason: String },
+    Paused {
+        status: Option<u16>,
+        reason: String,
+    },
     /// Will never succeed as sent (other 4xx): dead letter with the vendor's message.
-    Permanent { status: Option<u16>, reason: String },
+    Permanent {
+        status: Option<u16>,
+        reason: String,
+    },
 }
 
 impl Outcome {

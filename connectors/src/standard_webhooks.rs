@@ -40,9 +40,7 @@ impl WebhookSecret {
             .trim()
             .strip_prefix("whsec_")
             .ok_or(SecretError::MissingPrefix)?;
-        let key = BASE64
-            .decode(encoded)
-            .map_err(|_| SecretError::NotBase64)?;
+        let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::BadLength);
         }
@@ -141,7 +139,10 @@ mod tests {
     #[test]
     fn signs_the_specification_test_vector() {
         let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
-        assert_eq!(secret.sign(SPEC_ID, SPEC_TS, SPEC_BODY.as_bytes()), SPEC_SIG);
+        assert_eq!(
+            secret.sign(SPEC_ID, SPEC_TS, SPEC_BODY.as_bytes()),
+            SPEC_SIG
+        );
     }
 
     #[test]
@@ -191,7 +192,7 @@ mod tests {
             Err(VerifyError::MissingHeader(HEADER_SIGNATURE))
         );
         let tampered = verify(
-            &[s.clone()],
+            std::slice::from_ref(&s),
             Some(SPEC_ID),
             Some(&ts),
             Some(SPEC_SIG),

@@ -200,7 +200,9 @@ mod tests {
         let (url, seen) = receiver(StatusCode::BAD_REQUEST).await;
         let c = WebhookConnector::from_settings(&serde_json::json!({"url": url, "secret": SECRET}))
             .unwrap();
-        let out = c.send(&reqwest::Client::new(), &[item(Action::Delete)]).await;
+        let out = c
+            .send(&reqwest::Client::new(), &[item(Action::Delete)])
+            .await;
         assert_eq!(
             out,
             vec![Outcome::Permanent {
@@ -222,14 +224,31 @@ mod tests {
         drop(listener);
         let c = WebhookConnector::from_settings(&serde_json::json!({"url": url, "secret": SECRET}))
             .unwrap();
-        let out = c.send(&reqwest::Client::new(), &[item(Action::Suppress)]).await;
+        let out = c
+            .send(&reqwest::Client::new(), &[item(Action::Suppress)])
+            .await;
         assert!(matches!(out[0], Outcome::Retry { status: None, .. }));
     }
 
     #[test]
     fn rejects_bad_settings() {
-        assert!(WebhookConnector::from_settings(&serde_json::json!({"url": "ftp://x", "secret": SECRET})).is_err());
-        assert!(WebhookConnector::from_settings(&serde_json::json!({"url": "http://x", "secret": "plain"})).is_err());
-        assert!(WebhookConnector::from_settings(&serde_json::json!({"url": "http://x", "secret": SECRET, "bogus": 1})).is_err());
+        assert!(
+            WebhookConnector::from_settings(
+                &serde_json::json!({"url": "ftp://x", "secret": SECRET})
+            )
+            .is_err()
+        );
+        assert!(
+            WebhookConnector::from_settings(
+                &serde_json::json!({"url": "http://x", "secret": "plain"})
+            )
+            .is_err()
+        );
+        assert!(
+            WebhookConnector::from_settings(
+                &serde_json::json!({"url": "http://x", "secret": SECRET, "bogus": 1})
+            )
+            .is_err()
+        );
     }
 }

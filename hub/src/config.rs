@@ -262,7 +262,9 @@ impl RawConfig {
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed("HUB_").split("__").ignore(&["config"]));
-        figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
     }
 
     /// Checks everything without I/O and reports every problem at once.
@@ -302,7 +304,9 @@ impl RawConfig {
         }
         let d = &self.delivery;
         if d.workers == 0 || d.batch == 0 || d.concurrency == 0 || d.max_attempts == 0 {
-            errors.push("delivery: workers, batch, concurrency and max_attempts must be at least 1".into());
+            errors.push(
+                "delivery: workers, batch, concurrency and max_attempts must be at least 1".into(),
+            );
         }
         if d.retry_base > d.retry_cap {
             errors.push("delivery.retry_base must not exceed delivery.retry_cap".into());

@@ -109,7 +109,8 @@ mod tests {
         .unwrap();
         assert_eq!(e.validate(), Err(EventError::MissingExternalId));
         e.subject.insert("externalId".into(), "x".into());
-        e.consent.insert("Bad Purpose".into(), ConsentState::Granted);
+        e.consent
+            .insert("Bad Purpose".into(), ConsentState::Granted);
         assert!(matches!(e.validate(), Err(EventError::BadPurpose(_))));
     }
 }

@@ -37,7 +37,10 @@ impl Ingestor {
 
     pub async fn submit(&self, item: IngestItem) -> Result<IngestOutcome, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send((item, reply)).await.map_err(|_| IngestError::Closed)?;
+        self.tx
+            .send((item, reply))
+            .await
+            .map_err(|_| IngestError::Closed)?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(IngestError::Store(e)),

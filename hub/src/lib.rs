@@ -64,7 +64,9 @@ pub enum ServeError {
 }
 
 /// Opens the store and loads the mappings; logs refused files.
-pub async fn build_state(config: Config) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
+pub async fn build_state(
+    config: Config,
+) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
     let store = store::connect(&config.database_url).await?;
     let (set, errors) = destinations::reload(&config.mappings, &DestinationSet::default());
     for e in &errors {
@@ -132,9 +134,14 @@ pub async fn backfill(store: &dyn Store, destination: &str) -> Result<u64, Store
     let mut queued = 0;
     loop {
         let ids = store.subject_ids(after.as_deref(), 1000).await?;
-        let Some(last) = ids.last().cloned() else { break };
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
         for id in &ids {
-            if store.enqueue(destination, id, JobReason::Backfill, now_ms()).await? {
+            if store
+                .enqueue(destination, id, JobReason::Backfill, now_ms())
+                .await?
+            {
                 queued += 1;
             }
         }

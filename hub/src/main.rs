@@ -55,7 +55,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => hub::demo::run().await,
-        Command::Bench(args) => hub::demo::bench::run(args.clone()).await.map(|_| ExitCode::SUCCESS),
+        Command::Bench(args) => hub::demo::bench::run(args.clone())
+            .await
+            .map(|_| ExitCode::SUCCESS),
         Command::Mappings(MappingsCommand::Check { dir }) => {
             let dir = match dir {
                 Some(d) => d.clone(),
@@ -73,7 +75,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Mappings(MappingsCommand::Preview { destination, subject, grants, dir }) => {
+        Command::Mappings(MappingsCommand::Preview {
+            destination,
+            subject,
+            grants,
+            dir,
+        }) => {
             let dir = match dir {
                 Some(d) => d.clone(),
                 None => load_config(&cli)?.mappings,
@@ -83,10 +90,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{e}");
             }
             let Some(dest) = ok.into_iter().find(|d| &d.mapping.name == destination) else {
-                bail!("no valid destination named {destination:?} in {}", dir.display());
+                bail!(
+                    "no valid destination named {destination:?} in {}",
+                    dir.display()
+                );
             };
-            let text = std::fs::read_to_string(subject).with_context(|| format!("cannot read {}", subject.display()))?;
-            let profile: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", subject.display()))?;
+            let text = std::fs::read_to_string(subject)
+                .with_context(|| format!("cannot read {}", subject.display()))?;
+            let profile: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", subject.display()))?;
             let preview = hub::demo::preview(&dest, profile, grants);
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(ExitCode::SUCCESS)
@@ -98,11 +110,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let list = store.dead_letters(destination.as_deref()).await?;
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 }
-                DlqCommand::Replay { destination, id, all } => {
+                DlqCommand::Replay {
+                    destination,
+                    id,
+                    all,
+                } => {
                     if destination.is_none() && id.is_none() && !all {
                         bail!("name --destination NAME, --id ID, or --all");
                     }
-                    let n = store.replay_dead_letters(destination.as_deref(), id.as_deref(), now_ms()).await?;
+                    let n = store
+                        .replay_dead_letters(destination.as_deref(), id.as_deref(), now_ms())
+                        .await?;
                     println!("replayed {n} dead letter(s)");
                 }
             }

@@ -11,7 +11,9 @@ use crate::store::SubjectState;
 pub enum Plan {
     Send(Action),
     /// A purpose the destination needs is not granted: nothing is sent.
-    Suppressed { missing: Vec<String> },
+    Suppressed {
+        missing: Vec<String>,
+    },
     /// Nothing to do, and why.
     Skip(&'static str),
 }

@@ -41,7 +41,11 @@ impl RetryPolicy {
         let window = self.window(attempts);
         let half = window / 2;
         let span = window.saturating_sub(half).as_millis() as u64;
-        half + Duration::from_millis(if span == 0 { 0 } else { rng.random_range(0..=span) })
+        half + Duration::from_millis(if span == 0 {
+            0
+        } else {
+            rng.random_range(0..=span)
+        })
     }
 
     /// The delay to use: our backoff, or the vendor's `Retry-After` when

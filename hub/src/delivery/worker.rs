@@ -64,7 +64,11 @@ impl Engine {
     }
 
     /// Runs `workers` loops until `shutdown` turns true; in-flight batches finish.
-    pub async fn run(self: Arc<Self>, workers: usize, shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        workers: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut handles = Vec::new();
         for n in 0..workers.max(1) {
             let engine = self.clone();
@@ -158,7 +162,12 @@ impl Engine {
                     ));
                 }
                 Plan::Skip(why) => {
-                    results.push(self.settled(job, "none", AttemptOutcome::Skipped, Some(why.into())));
+                    results.push(self.settled(
+                        job,
+                        "none",
+                        AttemptOutcome::Skipped,
+                        Some(why.into()),
+                    ));
                 }
             }
         }
@@ -179,9 +188,9 @@ impl Engine {
             }
             chunks
         });
-        let sent = futures::future::join_all(calls.filter_map(|(dest, part)| {
-            dest.map(|d| self.send_chunk(d, part))
-        }))
+        let sent = futures::future::join_all(
+            calls.filter_map(|(dest, part)| dest.map(|d| self.send_chunk(d, part))),
+        )
         .await;
         for chunk in sent {
             results.extend(chunk);
@@ -211,7 +220,11 @@ impl Engine {
         }
     }
 
-    async fn send_chunk(&self, dest: Arc<ActiveDestination>, part: Vec<PendingSend>) -> Vec<JobResult> {
+    async fn send_chunk(
+        &self,
+        dest: Arc<ActiveDestination>,
+        part: Vec<PendingSend>,
+    ) -> Vec<JobResult> {
         let _permit = self.in_flight.acquire().await;
         let items: Vec<DeliveryItem> = part.iter().map(|p| p.item.clone()).collect();
         let started = Instant::now();
@@ -236,19 +249,31 @@ impl Engine {
     }
 
     /// Turns a connector's outcome into the attempt record and next step.
-    fn judge(&self, dest: &ActiveDestination, p: PendingSend, outcome: Outcome, latency_ms: i64) -> JobResult {
+    fn judge(
+        &self,
+        dest: &ActiveDestination,
+        p: PendingSend,
+        outcome: Outcome,
+        latency_ms: i64,
+    ) -> JobResult {
         let job = p.job;
         let attempts = (job.attempt + 1) as u32;
         let age = Duration::from_millis((now_ms() - job.first_enqueued_at).max(0) as u64);
         let status_code = outcome.status();
         let (attempt_outcome, detail, next) = match outcome {
             Outcome::Delivered { .. } => (AttemptOutcome::Delivered, None, NextStep::Done),
-            Outcome::Retry { retry_after, reason, .. } => self.retry_or_dead(attempts, age, retry_after, reason, AttemptOutcome::Retry),
+            Outcome::Retry {
+                retry_after,
+                reason,
+                ..
+            } => self.retry_or_dead(attempts, age, retry_after, reason, AttemptOutcome::Retry),
             Outcome::Paused { reason, .. } => {
                 tracing::warn!(destination = %dest.mapping.name, status = ?status_code, "destination refuses our credentials; jobs kept");
                 self.retry_or_dead(attempts, age, None, reason, AttemptOutcome::Paused)
             }
-            Outcome::Permanent { reason, .. } => (AttemptOutcome::Dead, Some(reason), NextStep::DeadLetter),
+            Outcome::Permanent { reason, .. } => {
+                (AttemptOutcome::Dead, Some(reason), NextStep::DeadLetter)
+            }
         };
         tracing::debug!(
             destination = %dest.mapping.name,
@@ -284,10 +309,20 @@ impl Engine {
         outcome: AttemptOutcome,
     ) -> (AttemptOutcome, Option<String>, NextStep) {
         if self.policy.allows_another(attempts, age) {
-            let delay = self.policy.next_delay(attempts, retry_after, &mut rand::rng());
-            (outcome, Some(reason), NextStep::RetryAt(now_ms() + delay.as_millis() as i64))
+            let delay = self
+                .policy
+                .next_delay(attempts, retry_after, &mut rand::rng());
+            (
+                outcome,
+                Some(reason),
+                NextStep::RetryAt(now_ms() + delay.as_millis() as i64),
+            )
         } else {
-            (AttemptOutcome::Dead, Some(format!("gave up after {attempts} attempts: {reason}")), NextStep::DeadLetter)
+            (
+                AttemptOutcome::Dead,
+                Some(format!("gave up after {attempts} attempts: {reason}")),
+                NextStep::DeadLetter,
+            )
         }
     }
 }

@@ -65,7 +65,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs `n` requests over `concurrency` tasks; returns each one's latency.
-async fn drive<F, Fut>(n: usize, concurrency: usize, send: F) -> anyhow::Result<(Duration, Vec<Duration>)>
+async fn drive<F, Fut>(
+    n: usize,
+    concurrency: usize,
+    send: F,
+) -> anyhow::Result<(Duration, Vec<Duration>)>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -104,7 +108,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.n.max(1);
     let sink_secret = super::random_secret();
     let mut sink = Sink::start(sink_secret.clone(), &[], true).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
 
     // 1. The ceiling: the same payloads straight to the sink.
     let url = sink.url();
@@ -114,13 +120,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let c = c.clone();
         let url = url.clone();
         let body = json!({"type": "profile.upserted", "timestamp": "2026-11-23T10:00:00Z",
-            "subject": format!("s{i}"), "data": {"external_id": format!("ceiling-{i}")}}).to_string();
+            "subject": format!("s{i}"), "data": {"external_id": format!("ceiling-{i}")}})
+        .to_string();
         let id = format!("msg_ceiling_{i}");
         let ts = chrono::Utc::now().timestamp();
         let sig = secret.sign(&id, ts, body.as_bytes());
         async move {
-            let r = c.post(&url).header("webhook-id", id).header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig).body(body).send().await?;
+            let r = c
+                .post(&url)
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+                .await?;
             anyhow::ensure!(r.status().is_success(), "sink answered {}", r.status());
             Ok(())
         }
@@ -147,7 +160,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         mappings,
         ..Default::default()
     };
-    raw.sources.insert("bench".into(), SourceSettings { secret: Some(source_secret.to_text()), secrets: vec![] });
+    raw.sources.insert(
+        "bench".into(),
+        SourceSettings {
+            secret: Some(source_secret.to_text()),
+            secrets: vec![],
+        },
+    );
     let config = raw.validate()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hub_url = format!("http://{}/webhooks/bench", listener.local_addr()?);
@@ -156,14 +175,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> = Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
+    let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> =
+        Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
     let collector = tokio::spawn(async move {
         let mut arrivals: HashMap<usize, Instant> = HashMap::with_capacity(n);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         while arrivals.len() < n {
             match tokio::time::timeout_at(deadline, sink.rx.recv()).await {
                 Ok(Some(r)) => {
-                    let id = r.event.data.get("external_id").and_then(|v| v.as_str()).and_then(|s| s.strip_prefix("bench-")).and_then(|s| s.parse().ok());
+                    let id = r
+                        .event
+                        .data
+                        .get("external_id")
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| s.strip_prefix("bench-"))
+                        .and_then(|s| s.parse().ok());
                     if let Some(i) = id {
                         arrivals.entry(i).or_insert(r.at);
                     }
@@ -187,8 +213,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let sa = sa.clone();
         async move {
             let _ = sa[i].set(Instant::now());
-            let r = c.post(&url).header("content-type", "application/json").header("webhook-id", id)
-                .header("webhook-timestamp", ts.to_string()).header("webhook-signature", sig).body(body).send().await?;
+            let r = c
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .body(body)
+                .send()
+                .await?;
             anyhow::ensure!(r.status().as_u16() == 202, "hub answered {}", r.status());
             Ok(())
         }
@@ -211,15 +244,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     e2e.sort();
     let accepted = n as f64 / accept_time.as_secs_f64();
     let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
-    let backend = if database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
-    println!("hub bench: {n} webhooks, {} concurrent senders, {backend} ({})", args.concurrency, if backend == "sqlite" { "WAL, synchronous=FULL" } else { "default durability" });
+    let backend = if database_url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    println!(
+        "hub bench: {n} webhooks, {} concurrent senders, {backend} ({})",
+        args.concurrency,
+        if backend == "sqlite" {
+            "WAL, synchronous=FULL"
+        } else {
+            "default durability"
+        }
+    );
     println!("  ceiling (bare HTTP to the sink)  {ceiling:>9.0} req/s");
-    println!("  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms",
-        accepted / ceiling, ms(percentile(&accept_lat, 0.5)), ms(percentile(&accept_lat, 0.99)));
-    println!("  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms",
-        delivered_per_s / ceiling, ms(percentile(&e2e, 0.5)), ms(percentile(&e2e, 0.99)));
+    println!(
+        "  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms",
+        accepted / ceiling,
+        ms(percentile(&accept_lat, 0.5)),
+        ms(percentile(&accept_lat, 0.99))
+    );
+    println!(
+        "  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms",
+        delivered_per_s / ceiling,
+        ms(percentile(&e2e, 0.5)),
+        ms(percentile(&e2e, 0.99))
+    );
     println!("  delivered {delivered} of {n}");
-    anyhow::ensure!(delivered == n, "only {delivered} of {n} webhooks were delivered");
+    anyhow::ensure!(
+        delivered == n,
+        "only {delivered} of {n} webhooks were delivered"
+    );
     Ok(())
 }
 
@@ -230,20 +286,32 @@ fn ms(d: Duration) -> f64 {
 type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 /// A temporary SQLite file, or a fresh database inside the PostgreSQL server.
-async fn prepare_database(spec: &str, dir: &std::path::Path) -> anyhow::Result<(String, Option<Cleanup>)> {
+async fn prepare_database(
+    spec: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<Cleanup>)> {
     use sqlx::Connection;
     if spec == "sqlite" {
         return Ok((format!("sqlite://{}", dir.join("bench.db").display()), None));
     }
-    let mut url = url::Url::parse(spec).context("--database must be sqlite or a postgres:// URL")?;
+    let mut url =
+        url::Url::parse(spec).context("--database must be sqlite or a postgres:// URL")?;
     let name = format!("hub_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(spec).await.context("cannot reach PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    let mut admin = sqlx::PgConnection::connect(spec)
+        .await
+        .context("cannot reach PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
     url.set_path(&name);
     let admin_url = spec.to_string();
     let cleanup: Cleanup = Box::pin(async move {
         let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
         Ok(())
     });
     Ok((url.to_string(), Some(cleanup)))

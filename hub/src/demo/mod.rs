@@ -8,17 +8,28 @@ use crate::destinations::ActiveDestination;
 use crate::store::SubjectState;
 
 /// What `dest` would receive for `profile` with `grants` granted, as JSON.
-pub fn preview(dest: &ActiveDestination, profile: serde_json::Value, grants: &[String]) -> serde_json::Value {
+pub fn preview(
+    dest: &ActiveDestination,
+    profile: serde_json::Value,
+    grants: &[String],
+) -> serde_json::Value {
     let subject = SubjectState {
         id: "preview".into(),
         profile,
         version: 0,
         deleted: false,
-        consents: grants.iter().map(|g| (g.clone(), String::new(), true)).collect(),
+        consents: grants
+            .iter()
+            .map(|g| (g.clone(), String::new(), true))
+            .collect(),
     };
     match plan(Some(dest), Some(&subject)) {
-        Plan::Send(action) => serde_json::json!({ "destination": dest.mapping.name, "action": action }),
-        Plan::Suppressed { missing } => serde_json::json!({ "destination": dest.mapping.name, "suppressed": { "missing_consent": missing } }),
+        Plan::Send(action) => {
+            serde_json::json!({ "destination": dest.mapping.name, "action": action })
+        }
+        Plan::Suppressed { missing } => {
+            serde_json::json!({ "destination": dest.mapping.name, "suppressed": { "missing_consent": missing } })
+        }
         Plan::Skip(why) => serde_json::json!({ "destination": dest.mapping.name, "skipped": why }),
     }
 }
@@ -87,7 +98,10 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     };
     raw.sources.insert(
         "ciam".into(),
-        SourceSettings { secret: Some(source_secret.to_text()), secrets: vec![] },
+        SourceSettings {
+            secret: Some(source_secret.to_text()),
+            secrets: vec![],
+        },
     );
     raw.delivery.retry_base = Duration::from_secs(1);
     raw.delivery.poll_interval = Duration::from_millis(100);
@@ -101,7 +115,10 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         let _ = stopped.await;
     }));
     println!("hub demo: hub on {hub_url}, database {database_url}");
-    println!("          destination demo-crm -> built-in sink {} (needs consent: marketing_email)\n", sink.url());
+    println!(
+        "          destination demo-crm -> built-in sink {} (needs consent: marketing_email)\n",
+        sink.url()
+    );
 
     let store = crate::store::connect(&database_url).await?;
     let client = reqwest::Client::new();
@@ -118,7 +135,13 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             .body(body)
             .send()
     };
-    let person = |ext: &str, given: &str, family: &str, email: &str, country: &str, consent: &str, at: &str| {
+    let person = |ext: &str,
+                  given: &str,
+                  family: &str,
+                  email: &str,
+                  country: &str,
+                  consent: &str,
+                  at: &str| {
         json!({
             "type": "profile.upserted",
             "subject": {
@@ -133,17 +156,83 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         })
     };
     let steps: Vec<(&str, &str, serde_json::Value)> = vec![
-        ("msg_demo_1", "Ada signs up and opts in to marketing email", person("cust-ada", "Ada", "Lovelace", "Ada@Example.com", "GB", "granted", "2026-11-23T10:00:00Z")),
-        ("msg_demo_2", "Grace signs up but declines marketing email", person("cust-grace", "Grace", "Hopper", "grace@example.com", "US", "denied", "2026-11-23T10:00:01Z")),
-        ("msg_demo_3", "Linus signs up and opts in (the sink will refuse his first delivery)", person("cust-linus", "Linus", "Torvalds", "linus@example.com", "FI", "granted", "2026-11-23T10:00:02Z")),
-        ("msg_demo_3", "the same webhook arrives again (a retry by the source)", person("cust-linus", "Linus", "Torvalds", "linus@example.com", "FI", "granted", "2026-11-23T10:00:02Z")),
-        ("msg_demo_4", "Ada changes her surname", person("cust-ada", "Ada", "King", "ada@example.com", "GB", "granted", "2026-11-23T10:05:00Z")),
+        (
+            "msg_demo_1",
+            "Ada signs up and opts in to marketing email",
+            person(
+                "cust-ada",
+                "Ada",
+                "Lovelace",
+                "Ada@Example.com",
+                "GB",
+                "granted",
+                "2026-11-23T10:00:00Z",
+            ),
+        ),
+        (
+            "msg_demo_2",
+            "Grace signs up but declines marketing email",
+            person(
+                "cust-grace",
+                "Grace",
+                "Hopper",
+                "grace@example.com",
+                "US",
+                "denied",
+                "2026-11-23T10:00:01Z",
+            ),
+        ),
+        (
+            "msg_demo_3",
+            "Linus signs up and opts in (the sink will refuse his first delivery)",
+            person(
+                "cust-linus",
+                "Linus",
+                "Torvalds",
+                "linus@example.com",
+                "FI",
+                "granted",
+                "2026-11-23T10:00:02Z",
+            ),
+        ),
+        (
+            "msg_demo_3",
+            "the same webhook arrives again (a retry by the source)",
+            person(
+                "cust-linus",
+                "Linus",
+                "Torvalds",
+                "linus@example.com",
+                "FI",
+                "granted",
+                "2026-11-23T10:00:02Z",
+            ),
+        ),
+        (
+            "msg_demo_4",
+            "Ada changes her surname",
+            person(
+                "cust-ada",
+                "Ada",
+                "King",
+                "ada@example.com",
+                "GB",
+                "granted",
+                "2026-11-23T10:05:00Z",
+            ),
+        ),
     ];
     for (id, what, event) in &steps {
-        let resp = post(id, event.clone()).await.context("posting to the hub")?;
+        let resp = post(id, event.clone())
+            .await
+            .context("posting to the hub")?;
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let dup = if body["duplicate"] == true { " (duplicate: nothing changed)" } else { "" };
+        let dup = if body["duplicate"] == true {
+            " (duplicate: nothing changed)"
+        } else {
+            ""
+        };
         println!("-> {what}: webhook {id} answered {status}{dup}");
     }
 
@@ -157,7 +246,11 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut grace_consented = false;
     while tokio::time::Instant::now() < deadline {
-        let done = ada_last_name.as_deref() == Some("King") && linus_delivered && grace_suppressed && grace_consented && grace_sent;
+        let done = ada_last_name.as_deref() == Some("King")
+            && linus_delivered
+            && grace_suppressed
+            && grace_consented
+            && grace_sent;
         if done {
             break;
         }
@@ -206,10 +299,19 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     let _ = hub.await;
 
     let checks = [
-        ("Ada's latest surname reached the sink", ada_last_name.as_deref() == Some("King")),
-        ("Grace was suppressed while she had not consented", grace_suppressed),
+        (
+            "Ada's latest surname reached the sink",
+            ada_last_name.as_deref() == Some("King"),
+        ),
+        (
+            "Grace was suppressed while she had not consented",
+            grace_suppressed,
+        ),
         ("Grace was delivered once she consented", grace_sent),
-        ("Linus was refused once and then delivered", linus_refused && linus_delivered),
+        (
+            "Linus was refused once and then delivered",
+            linus_refused && linus_delivered,
+        ),
         ("every delivery carried a valid signature", !bad_signature),
     ];
     println!();
@@ -218,5 +320,9 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         println!("{} {what}", if passed { "ok  " } else { "FAIL" });
         ok &= passed;
     }
-    Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }

@@ -40,12 +40,18 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub async fn start(secret: WebhookSecret, refuse_once: &[&str], verify: bool) -> std::io::Result<Sink> {
+    pub async fn start(
+        secret: WebhookSecret,
+        refuse_once: &[&str],
+        verify: bool,
+    ) -> std::io::Result<Sink> {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = SinkState {
             secret,
             tx,
-            refuse_once: Arc::new(Mutex::new(refuse_once.iter().map(|s| s.to_string()).collect())),
+            refuse_once: Arc::new(Mutex::new(
+                refuse_once.iter().map(|s| s.to_string()).collect(),
+            )),
             verify,
         };
         let app = axum::Router::new()
@@ -56,7 +62,11 @@ impl Sink {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Sink { addr, rx, _task: task })
+        Ok(Sink {
+            addr,
+            rx,
+            _task: task,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -82,8 +92,17 @@ async fn receive(State(s): State<SinkState>, headers: HeaderMap, body: Bytes) ->
         )
         .is_ok()
     };
-    let external = event.data.get("external_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let refuse = s.refuse_once.lock().map(|mut set| set.remove(&external)).unwrap_or(false);
+    let external = event
+        .data
+        .get("external_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let refuse = s
+        .refuse_once
+        .lock()
+        .map(|mut set| set.remove(&external))
+        .unwrap_or(false);
     let status = if !signature_ok {
         StatusCode::UNAUTHORIZED
     } else if refuse {
@@ -91,6 +110,11 @@ async fn receive(State(s): State<SinkState>, headers: HeaderMap, body: Bytes) ->
     } else {
         StatusCode::NO_CONTENT
     };
-    let _ = s.tx.send(Received { at, event, signature_ok, status: status.as_u16() });
+    let _ = s.tx.send(Received {
+        at,
+        event,
+        signature_ok,
+        status: status.as_u16(),
+    });
     status
 }

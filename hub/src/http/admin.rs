@@ -32,7 +32,11 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let Some(expected) = state.config.admin_token_sha256 else {
-            return Err(Problem::new(StatusCode::FORBIDDEN, "Admin API disabled", "set admin.token_sha256 to enable it".to_string()));
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Admin API disabled",
+                "set admin.token_sha256 to enable it".to_string(),
+            ));
         };
         let token = parts
             .headers
@@ -42,7 +46,11 @@ impl FromRequestParts<AppState> for Admin {
             .unwrap_or_default();
         let digest = Sha256::digest(token.as_bytes());
         if token.is_empty() || !bool::from(digest.as_slice().ct_eq(&expected)) {
-            return Err(Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid admin bearer token is required".to_string()));
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "a valid admin bearer token is required".to_string(),
+            ));
         }
         Ok(Admin)
     }
@@ -64,7 +72,11 @@ async fn list_dead_letters(
     State(state): State<AppState>,
     Query(q): Query<DestinationFilter>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let list = state.store.dead_letters(q.destination.as_deref()).await.map_err(internal)?;
+    let list = state
+        .store
+        .dead_letters(q.destination.as_deref())
+        .await
+        .map_err(internal)?;
     Ok(Json(json!({ "dead_letters": list })))
 }
 
@@ -85,10 +97,16 @@ async fn replay_dead_letters(
     let req: ReplayRequest = if body.is_empty() {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string()))?
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string())
+        })?
     };
     if req.destination.is_none() && req.id.is_none() && !req.all {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "Nothing selected", "name a destination, an id, or set all".to_string()));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Nothing selected",
+            "name a destination, an id, or set all".to_string(),
+        ));
     }
     let n = state
         .store
@@ -112,7 +130,11 @@ async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let list = state.store.attempts(q.subject.as_deref(), limit).await.map_err(internal)?;
+    let list = state
+        .store
+        .attempts(q.subject.as_deref(), limit)
+        .await
+        .map_err(internal)?;
     Ok(Json(json!({ "deliveries": list })))
 }
 
@@ -139,10 +161,15 @@ async fn backfill(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     if state.destinations.load().get(&name).is_none() {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "Unknown destination", format!("no destination named {name:?}")));
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown destination",
+            format!("no destination named {name:?}"),
+        ));
     }
-    let n = crate::backfill(state.store.as_ref(), &name).await.map_err(internal)?;
+    let n = crate::backfill(state.store.as_ref(), &name)
+        .await
+        .map_err(internal)?;
     state.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": n }))))
 }
-

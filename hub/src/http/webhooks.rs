@@ -7,7 +7,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use connectors::standard_webhooks::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, VerifyError};
+use connectors::standard_webhooks::{
+    self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, VerifyError,
+};
 use serde_json::json;
 
 use super::problem::Problem;
@@ -39,7 +41,9 @@ async fn receive(
     };
     let (outcome, duplicate) = result?;
     let mut body = json!({ "status": "accepted", "duplicate": duplicate });
-    if let IngestOutcome::Applied { subject_id, .. } | IngestOutcome::Stale { subject_id } = &outcome {
+    if let IngestOutcome::Applied { subject_id, .. } | IngestOutcome::Stale { subject_id } =
+        &outcome
+    {
         body["subject"] = json!(subject_id);
     }
     if let IngestOutcome::Stale { .. } = &outcome {
@@ -55,11 +59,19 @@ async fn accept(
     body: Body,
 ) -> Result<(IngestOutcome, bool), Problem> {
     let Some(src) = state.config.sources.get(source) else {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "Unknown source", format!("no webhook source named {source:?} is configured")));
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown source",
+            format!("no webhook source named {source:?} is configured"),
+        ));
     };
     let limit = state.config.webhooks.max_body.0;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large", format!("the limit is {limit} bytes"))
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Body too large",
+            format!("the limit is {limit} bytes"),
+        )
     })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     standard_webhooks::verify(
@@ -72,20 +84,36 @@ async fn accept(
         state.config.webhooks.tolerance.as_secs() as i64,
     )
     .map_err(|e| match e {
-        VerifyError::MissingHeader(_) | VerifyError::BadTimestamp => Problem::new(StatusCode::BAD_REQUEST, "Missing or malformed signature headers", e.to_string()),
-        VerifyError::StaleTimestamp | VerifyError::NoMatch => Problem::new(StatusCode::UNAUTHORIZED, "Signature verification failed", e.to_string()),
+        VerifyError::MissingHeader(_) | VerifyError::BadTimestamp => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Missing or malformed signature headers",
+            e.to_string(),
+        ),
+        VerifyError::StaleTimestamp | VerifyError::NoMatch => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Signature verification failed",
+            e.to_string(),
+        ),
     })?;
     let message_id = header(HEADER_ID).unwrap_or_default().to_string();
     if message_id.is_empty() || message_id.len() > 256 {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "Bad webhook-id", "webhook-id must hold 1 to 256 characters".to_string()));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad webhook-id",
+            "webhook-id must hold 1 to 256 characters".to_string(),
+        ));
     }
     let event: CanonicalEvent = serde_json::from_slice(&bytes).map_err(|e| {
         // serde's message names the field and position, never a value.
         Problem::new(StatusCode::BAD_REQUEST, "Malformed event", e.to_string())
     })?;
-    event
-        .validate()
-        .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid event", e.to_string()))?;
+    event.validate().map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid event",
+            e.to_string(),
+        )
+    })?;
     let item = IngestItem {
         source: source.to_string(),
         message_id,
@@ -96,7 +124,15 @@ async fn accept(
     match state.ingestor.submit(item).await {
         Ok(IngestOutcome::Duplicate) => Ok((IngestOutcome::Duplicate, true)),
         Ok(outcome) => Ok((outcome, false)),
-        Err(IngestError::Closed) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down", None)),
-        Err(IngestError::Store(_)) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable", "the change was not stored; retry".to_string())),
+        Err(IngestError::Closed) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Shutting down",
+            None,
+        )),
+        Err(IngestError::Store(_)) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "the change was not stored; retry".to_string(),
+        )),
     }
 }

@@ -54,7 +54,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Subject ids that are not tombstoned, for backfills.
-    async fn subject_ids(&self, after: Option<&str>, limit: i64) -> Result<Vec<String>, StoreError>;
+    async fn subject_ids(&self, after: Option<&str>, limit: i64)
+    -> Result<Vec<String>, StoreError>;
 
     async fn find_subject(&self, key: &SubjectKey) -> Result<Option<String>, StoreError>;
 

@@ -18,11 +18,16 @@ pub struct IngestItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum IngestOutcome {
-    Applied { subject_id: String, jobs: u64 },
+    Applied {
+        subject_id: String,
+        jobs: u64,
+    },
     /// The message id was seen before: nothing changed.
     Duplicate,
     /// Older than the state we hold (`occurredAt`): recorded, not applied.
-    Stale { subject_id: String },
+    Stale {
+        subject_id: String,
+    },
     /// A delete for a subject we never had.
     Unknown,
 }
@@ -227,6 +232,9 @@ mod tests {
                 external_id: "cust-1".into()
             }
         );
-        assert_eq!(SubjectKey::parse("0190abc"), SubjectKey::Id("0190abc".into()));
+        assert_eq!(
+            SubjectKey::parse("0190abc"),
+            SubjectKey::Id("0190abc".into())
+        );
     }
 }
