@@ -1,6 +1,7 @@
 //! The SQL both backends share, expanded once per backend by `impl_store!`.
 //! Each backend module supplies `sql::{CLAIM, LOAD_SUBJECTS, LOAD_CONSENTS,
-//! RESCHEDULE}` for the few statements whose dialects differ, and a
+//! RESCHEDULE, INSERT_ATTEMPTS, DELETE_RUNNING_JOBS}` for the few statements
+//! whose dialects differ (batch statements take one JSON array parameter), and a
 //! `begin_write` that opens a write transaction.
 
 /// Fields of a profile the store indexes.
@@ -38,199 +39,11 @@ pub(crate) fn merge_profile(
 
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
-        use $crate::event::EventType;
-        use $crate::store::common::{indexed_keys, merge_profile};
         use $crate::store::*;
 
         type Tx = sqlx::Transaction<'static, $db>;
 
         impl $store {
-            async fn ingest_one(tx: &mut Tx, item: &IngestItem) -> Result<IngestOutcome, StoreError> {
-                let fresh = sqlx::query(
-                    "INSERT INTO inbound_messages (source, message_id, received_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&item.source)
-                .bind(&item.message_id)
-                .bind(item.received_at)
-                .execute(&mut **tx)
-                .await?;
-                if fresh.rows_affected() == 0 {
-                    return Ok(IngestOutcome::Duplicate);
-                }
-                let event = &item.event;
-                let external_id = event.external_id().unwrap_or_default();
-                let occurred = event.occurred_at.timestamp_millis();
-                let now = item.received_at;
-                let existing: Option<(String, String, i64)> = sqlx::query_as(
-                    "SELECT id, profile, last_occurred_at FROM subjects WHERE source = $1 AND external_id = $2",
-                )
-                .bind(&item.source)
-                .bind(external_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-
-                if let Some((id, _, last)) = &existing {
-                    if occurred < *last && event.event_type != EventType::ConsentUpdated {
-                        return Ok(IngestOutcome::Stale { subject_id: id.clone() });
-                    }
-                }
-                let subject_id = match (&existing, event.event_type) {
-                    (None, EventType::ProfileDeleted) => return Ok(IngestOutcome::Unknown),
-                    (Some((id, _, _)), EventType::ProfileDeleted) => {
-                        sqlx::query(
-                            "UPDATE subjects SET deleted_at = $1, version = version + 1, \
-                             last_occurred_at = $2, updated_at = $1 WHERE id = $3",
-                        )
-                        .bind(now)
-                        .bind(occurred)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                        id.clone()
-                    }
-                    (Some((id, profile, _)), _) => {
-                        let mut merged: serde_json::Map<String, serde_json::Value> =
-                            serde_json::from_str(profile)?;
-                        let upsert = event.event_type == EventType::ProfileUpserted;
-                        if upsert {
-                            merge_profile(&mut merged, &event.subject);
-                        }
-                        let merged = serde_json::Value::Object(merged);
-                        let (user_name, email) = indexed_keys(&merged);
-                        sqlx::query(
-                            "UPDATE subjects SET profile = $1, user_name = $2, primary_email = $3, \
-                             version = version + 1, \
-                             last_occurred_at = CASE WHEN $4 > last_occurred_at THEN $4 ELSE last_occurred_at END, \
-                             deleted_at = CASE WHEN $5 THEN NULL ELSE deleted_at END, updated_at = $6 WHERE id = $7",
-                        )
-                        .bind(merged.to_string())
-                        .bind(user_name)
-                        .bind(email)
-                        .bind(occurred)
-                        .bind(upsert)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                        id.clone()
-                    }
-                    (None, _) => {
-                        let id = uuid::Uuid::now_v7().to_string();
-                        let mut profile = serde_json::Map::new();
-                        profile.insert("externalId".into(), external_id.into());
-                        if event.event_type == EventType::ProfileUpserted {
-                            merge_profile(&mut profile, &event.subject);
-                        }
-                        let profile = serde_json::Value::Object(profile);
-                        let (user_name, email) = indexed_keys(&profile);
-                        sqlx::query(
-                            "INSERT INTO subjects (id, source, external_id, user_name, primary_email, profile, \
-                             version, last_occurred_at, deleted_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, NULL, $8, $8)",
-                        )
-                        .bind(&id)
-                        .bind(&item.source)
-                        .bind(external_id)
-                        .bind(user_name)
-                        .bind(email)
-                        .bind(profile.to_string())
-                        .bind(occurred)
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                        id
-                    }
-                };
-
-                let mut attributes: Vec<String> = match event.event_type {
-                    EventType::ProfileUpserted => event.subject.keys().cloned().collect(),
-                    _ => Vec::new(),
-                };
-                if event.event_type != EventType::ProfileDeleted {
-                    for (purpose, state) in &event.consent {
-                        if Self::record_consent(tx, &subject_id, purpose, state.as_str(), &item.source, occurred, now).await? {
-                            attributes.push(format!("consent.{purpose}"));
-                        }
-                    }
-                }
-                let kind = match event.event_type {
-                    EventType::ProfileUpserted => "profile_upserted",
-                    EventType::ProfileDeleted => "profile_deleted",
-                    EventType::ConsentUpdated => "consent_updated",
-                };
-                sqlx::query(
-                    "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&subject_id)
-                .bind(&item.source)
-                .bind(kind)
-                .bind(&item.message_id)
-                .bind(serde_json::to_string(&attributes)?)
-                .bind(occurred)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-
-                let mut jobs = 0;
-                for destination in &item.destinations {
-                    jobs += Self::insert_job(tx, destination, &subject_id, JobReason::Change, now).await?;
-                }
-                Ok(IngestOutcome::Applied { subject_id, jobs })
-            }
-
-            /// Returns true when the state changed (and a ledger row was written).
-            async fn record_consent(
-                tx: &mut Tx,
-                subject_id: &str,
-                purpose: &str,
-                state: &str,
-                source: &str,
-                occurred: i64,
-                now: i64,
-            ) -> Result<bool, StoreError> {
-                let current: Option<(String, i64)> = sqlx::query_as(
-                    "SELECT state, occurred_at FROM consents WHERE subject_id = $1 AND purpose = $2 AND brand = ''",
-                )
-                .bind(subject_id)
-                .bind(purpose)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if let Some((prev, at)) = &current {
-                    if prev == state || *at > occurred {
-                        return Ok(false);
-                    }
-                }
-                sqlx::query(
-                    "INSERT INTO consents (subject_id, purpose, brand, state, source, version, occurred_at) \
-                     VALUES ($1, $2, '', $3, $4, 1, $5) ON CONFLICT (subject_id, purpose, brand) DO UPDATE \
-                     SET state = excluded.state, source = excluded.source, \
-                     version = consents.version + 1, occurred_at = excluded.occurred_at",
-                )
-                .bind(subject_id)
-                .bind(purpose)
-                .bind(state)
-                .bind(source)
-                .bind(occurred)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO consent_ledger (subject_id, purpose, brand, previous_state, new_state, source, \
-                     evidence, occurred_at, recorded_at) VALUES ($1, $2, '', $3, $4, $5, NULL, $6, $7)",
-                )
-                .bind(subject_id)
-                .bind(purpose)
-                .bind(current.map(|c| c.0))
-                .bind(state)
-                .bind(source)
-                .bind(occurred)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                Ok(true)
-            }
-
             async fn insert_job(
                 tx: &mut Tx,
                 destination: &str,
@@ -254,28 +67,10 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
+            /// Rescheduling and dead-lettering; the attempt row and the job's
+            /// removal were written for the whole batch by `finish_jobs`.
             async fn finish_one(tx: &mut Tx, r: &JobResult, now: i64) -> Result<(), StoreError> {
                 let job = &r.job;
-                sqlx::query(
-                    "INSERT INTO delivery_attempts (job_id, destination, subject_id, attempt, action, outcome, \
-                     status_code, latency_ms, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&job.id)
-                .bind(&job.destination)
-                .bind(&job.subject_id)
-                .bind(job.attempt + 1)
-                .bind(r.action)
-                .bind(r.outcome.as_str())
-                .bind(r.status_code.map(i64::from))
-                .bind(r.latency_ms)
-                .bind(&r.detail)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query("DELETE FROM delivery_jobs WHERE id = $1 AND status = 'running'")
-                    .bind(&job.id)
-                    .execute(&mut **tx)
-                    .await?;
                 match &r.next {
                     NextStep::Done => {}
                     NextStep::RetryAt(at) => {
@@ -315,13 +110,57 @@ macro_rules! impl_store {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestOutcome>, StoreError> {
+                use $crate::store::batch;
                 let mut tx = self.begin_write().await?;
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(Self::ingest_one(&mut tx, item).await?);
+                let fresh: Vec<(String, String)> = sqlx::query_as(BATCH.insert_messages.as_str())
+                    .bind(batch::message_keys(items)?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let rows: Vec<(String, String, String, String, i64, i64, Option<i64>, i64)> =
+                    sqlx::query_as(BATCH.load_subjects.as_str())
+                        .bind(batch::subject_keys(items)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let ids: Vec<serde_json::Value> =
+                    rows.iter().map(|r| serde_json::json!({ "id": r.0 })).collect();
+                let consent_rows: Vec<(String, String, String, i64, i64, String)> =
+                    sqlx::query_as(BATCH.load_consents.as_str())
+                        .bind(serde_json::to_string(&ids)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let mut existing = Vec::with_capacity(rows.len());
+                for (id, source, external_id, profile, version, last_occurred_at, deleted_at, created_at) in rows {
+                    let profile = match serde_json::from_str(&profile)? {
+                        serde_json::Value::Object(m) => m,
+                        _ => serde_json::Map::new(),
+                    };
+                    existing.push(batch::SubjectRow {
+                        id, source, external_id, profile, version, last_occurred_at, deleted_at, created_at,
+                        updated_at: created_at,
+                    });
+                }
+                let consents = consent_rows
+                    .into_iter()
+                    .map(|(subject_id, purpose, state, occurred_at, version, source)| {
+                        ((subject_id, purpose), batch::ConsentRow { state, occurred_at, version, source })
+                    })
+                    .collect();
+                let (outcomes, writes) =
+                    batch::plan(items, fresh.into_iter().collect(), existing, consents)?;
+                let statements = [
+                    (&BATCH.upsert_subjects, writes.subjects),
+                    (&BATCH.upsert_consents, writes.consents),
+                    (&BATCH.insert_ledger, writes.ledger),
+                    (&BATCH.insert_changes, writes.changes),
+                    (&BATCH.insert_jobs, writes.jobs),
+                ];
+                for (sql, rows) in statements {
+                    if let Some(rows) = rows {
+                        sqlx::query(sql.as_str()).bind(rows).execute(&mut *tx).await?;
+                    }
                 }
                 tx.commit().await?;
-                Ok(out)
+                Ok(outcomes)
             }
 
             async fn claim_jobs(&self, limit: i64, now: i64, lease_ms: i64) -> Result<Vec<DeliveryJob>, StoreError> {
@@ -375,8 +214,35 @@ macro_rules! impl_store {
                 if results.is_empty() {
                     return Ok(());
                 }
+                // Two statements for the whole batch, whatever its size.
+                let attempts: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "job_id": r.job.id,
+                            "destination": r.job.destination,
+                            "subject_id": r.job.subject_id,
+                            "attempt": r.job.attempt + 1,
+                            "action": r.action,
+                            "outcome": r.outcome.as_str(),
+                            "status_code": r.status_code,
+                            "latency_ms": r.latency_ms,
+                            "detail": r.detail,
+                        })
+                    })
+                    .collect();
+                let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
                 let mut tx = self.begin_write().await?;
-                for r in results {
+                sqlx::query(sql::INSERT_ATTEMPTS)
+                    .bind(serde_json::Value::Array(attempts).to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::DELETE_RUNNING_JOBS)
+                    .bind(serde_json::to_string(&ids)?)
+                    .execute(&mut *tx)
+                    .await?;
+                for r in results.iter().filter(|r| r.next != NextStep::Done) {
                     Self::finish_one(&mut tx, r, now).await?;
                 }
                 tx.commit().await?;

@@ -2,6 +2,7 @@
 //! (`sqlite`, `postgres`) generated from the same SQL by `impl_store!`, so both
 //! behave alike and pass the same tests. All SQL lives under this module.
 
+mod batch;
 mod common;
 pub mod models;
 pub mod postgres;

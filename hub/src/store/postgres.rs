@@ -21,6 +21,13 @@ mod sql {
         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))";
     pub const LOAD_CONSENTS: &str = "SELECT subject_id, purpose, brand, state FROM consents \
         WHERE subject_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    pub const INSERT_ATTEMPTS: &str = "INSERT INTO delivery_attempts (job_id, destination, subject_id, \
+        attempt, action, outcome, status_code, latency_ms, detail, created_at) \
+        SELECT job_id, destination, subject_id, attempt, action, outcome, status_code, latency_ms, detail, $2 \
+        FROM jsonb_to_recordset($1::jsonb) AS x(job_id text, destination text, subject_id text, \
+        attempt bigint, action text, outcome text, status_code bigint, latency_ms bigint, detail text)";
+    pub const DELETE_RUNNING_JOBS: &str = "DELETE FROM delivery_jobs WHERE status = 'running' \
+        AND id IN (SELECT jsonb_array_elements_text($1::jsonb))";
     pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
         attempt, not_before, locked_until, first_enqueued_at) \
         VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
@@ -29,6 +36,19 @@ mod sql {
         not_before = GREATEST(delivery_jobs.not_before, excluded.not_before), \
         first_enqueued_at = LEAST(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)";
 }
+
+/// Rows from a JSON array of objects, typed: `jsonb_to_recordset`.
+fn from_json(columns: &[(&str, &str)]) -> String {
+    let cols: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+    format!(
+        "SELECT * FROM jsonb_to_recordset($1::jsonb) AS r({})",
+        cols.join(", ")
+    )
+}
+
+// Rows are locked in id order so concurrent batches cannot deadlock on them.
+static BATCH: std::sync::LazyLock<super::batch::BatchSql> =
+    std::sync::LazyLock::new(|| super::batch::BatchSql::new(from_json, " FOR UPDATE OF sub"));
 
 impl PgStore {
     /// Group commits in flight at once.

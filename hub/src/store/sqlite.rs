@@ -22,6 +22,13 @@ mod sql {
         WHERE id IN (SELECT value FROM json_each($1))";
     pub const LOAD_CONSENTS: &str = "SELECT subject_id, purpose, brand, state FROM consents \
         WHERE subject_id IN (SELECT value FROM json_each($1))";
+    pub const INSERT_ATTEMPTS: &str = "INSERT INTO delivery_attempts (job_id, destination, subject_id, \
+        attempt, action, outcome, status_code, latency_ms, detail, created_at) \
+        SELECT value ->> 'job_id', value ->> 'destination', value ->> 'subject_id', value ->> 'attempt', \
+        value ->> 'action', value ->> 'outcome', value ->> 'status_code', value ->> 'latency_ms', \
+        value ->> 'detail', $2 FROM json_each($1)";
+    pub const DELETE_RUNNING_JOBS: &str = "DELETE FROM delivery_jobs WHERE status = 'running' \
+        AND id IN (SELECT value FROM json_each($1))";
     pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
         attempt, not_before, locked_until, first_enqueued_at) \
         VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
@@ -30,6 +37,18 @@ mod sql {
         not_before = max(delivery_jobs.not_before, excluded.not_before), \
         first_enqueued_at = min(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)";
 }
+
+/// Rows from a JSON array of objects: `SELECT value ->> 'a' AS a, ... FROM json_each($1)`.
+fn from_json(columns: &[(&str, &str)]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
+        .collect();
+    format!("SELECT {} FROM json_each($1)", cols.join(", "))
+}
+
+static BATCH: std::sync::LazyLock<super::batch::BatchSql> =
+    std::sync::LazyLock::new(|| super::batch::BatchSql::new(from_json, ""));
 
 impl SqliteStore {
     /// Group commits in flight at once.
