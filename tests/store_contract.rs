@@ -71,6 +71,7 @@ contract!(
     an_older_event_does_not_regress_the_profile,
     expired_leases_are_reclaimed,
     consent_is_recorded_and_fails_closed,
+    delivered_actions_record_what_the_destination_holds,
 );
 
 fn event(
@@ -399,4 +400,56 @@ async fn consent_is_recorded_and_fails_closed(s: &dyn Store) {
         subject.profile["name"]["givenName"], "Ada",
         "consent.updated leaves the profile alone"
     );
+}
+
+async fn delivered_actions_record_what_the_destination_holds(s: &dyn Store) {
+    use hub::store::Held;
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    let now = store::now_ms();
+    let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
+    let subject_id = jobs[0].subject_id.clone();
+    let results: Vec<JobResult> = jobs
+        .into_iter()
+        .map(|j| {
+            let delivered = j.destination == "crm";
+            JobResult {
+                action: "upsert",
+                outcome: if delivered {
+                    AttemptOutcome::Delivered
+                } else {
+                    AttemptOutcome::Suppressed
+                },
+                ..result(j, AttemptOutcome::Delivered, NextStep::Done)
+            }
+        })
+        .collect();
+    s.finish_jobs(&results, now).await.unwrap();
+    let subject = s
+        .load_subjects(std::slice::from_ref(&subject_id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(subject.received.get("crm"), Some(&Held::Sent));
+    assert_eq!(
+        subject.received.get("cdp"),
+        None,
+        "a suppressed attempt sends nothing"
+    );
+    s.enqueue("crm", &subject_id, JobReason::Change, now)
+        .await
+        .unwrap();
+    let job = s.claim_jobs(10, now, 60_000).await.unwrap().remove(0);
+    let withdrawn = JobResult {
+        action: "suppress",
+        ..result(job, AttemptOutcome::Delivered, NextStep::Done)
+    };
+    s.finish_jobs(&[withdrawn], now).await.unwrap();
+    let subject = s
+        .load_subjects(std::slice::from_ref(&subject_id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(subject.received.get("crm"), Some(&Held::Withdrawn));
 }

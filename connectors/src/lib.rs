@@ -27,6 +27,8 @@ pub enum Action {
     Delete,
     /// Keep the record but stop all processing/marketing for it.
     Suppress,
+    /// Keep the record but unsubscribe it from marketing.
+    Unsubscribe,
 }
 
 impl Action {
@@ -35,6 +37,7 @@ impl Action {
             Action::Upsert(_) => "upsert",
             Action::Delete => "delete",
             Action::Suppress => "suppress",
+            Action::Unsubscribe => "unsubscribe",
         }
     }
 }

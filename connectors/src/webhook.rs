@@ -59,6 +59,7 @@ impl WebhookConnector {
             Action::Upsert(fields) => ("profile.upserted", fields.clone()),
             Action::Delete => ("profile.deleted", Default::default()),
             Action::Suppress => ("profile.suppressed", Default::default()),
+            Action::Unsubscribe => ("profile.unsubscribed", Default::default()),
         };
         WebhookEvent {
             event_type: event_type.into(),

@@ -86,7 +86,7 @@ CREATE TABLE delivery_attempts (
     destination TEXT NOT NULL,
     subject_id TEXT NOT NULL,
     attempt BIGINT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('upsert', 'delete', 'suppress', 'none')),
+    action TEXT NOT NULL CHECK (action IN ('upsert', 'delete', 'suppress', 'unsubscribe', 'none')),
     outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'retry', 'paused', 'dead', 'suppressed', 'skipped')),
     status_code BIGINT,
     latency_ms BIGINT NOT NULL,

@@ -35,6 +35,8 @@ pub struct Engine {
 struct PendingSend {
     job: DeliveryJob,
     item: DeliveryItem,
+    /// Why this send happens, when it is not a plain sync (withdrawal).
+    note: Option<String>,
 }
 
 impl Engine {
@@ -138,20 +140,12 @@ impl Engine {
         for job in jobs {
             let dest = set.get(&job.destination);
             let subject = subjects.get(&job.subject_id);
-            match plan(dest.map(|d| d.as_ref()), subject) {
-                Plan::Send(action) => {
-                    let version = subject.map(|s| s.version).unwrap_or_default();
-                    let item = DeliveryItem {
-                        subject_id: job.subject_id.clone(),
-                        // Same content, same id: receivers may dedupe on it.
-                        delivery_id: format!("msg_{}_{}", job.id.replace('-', ""), version),
-                        action,
-                    };
-                    sends
-                        .entry(job.destination.clone())
-                        .or_default()
-                        .push(PendingSend { job, item });
-                }
+            let (action, note) = match plan(dest.map(|d| d.as_ref()), subject) {
+                Plan::Send(action) => (action, None),
+                Plan::Withdraw { action, missing } => (
+                    action,
+                    Some(format!("consent withdrawn: {}", missing.join(", "))),
+                ),
                 Plan::Suppressed { missing } => {
                     tracing::debug!(destination = %job.destination, subject = %job.subject_id, ?missing, "suppressed: consent not granted");
                     results.push(self.settled(
@@ -160,6 +154,7 @@ impl Engine {
                         AttemptOutcome::Suppressed,
                         Some(format!("consent not granted: {}", missing.join(", "))),
                     ));
+                    continue;
                 }
                 Plan::Skip(why) => {
                     results.push(self.settled(
@@ -168,8 +163,20 @@ impl Engine {
                         AttemptOutcome::Skipped,
                         Some(why.into()),
                     ));
+                    continue;
                 }
-            }
+            };
+            let version = subject.map(|s| s.version).unwrap_or_default();
+            let item = DeliveryItem {
+                subject_id: job.subject_id.clone(),
+                // Same content, same id: receivers may dedupe on it.
+                delivery_id: format!("msg_{}_{}", job.id.replace('-', ""), version),
+                action,
+            };
+            sends
+                .entry(job.destination.clone())
+                .or_default()
+                .push(PendingSend { job, item, note });
         }
 
         let calls = sends.into_iter().flat_map(|(name, items)| {
@@ -261,7 +268,9 @@ impl Engine {
         let age = Duration::from_millis((now_ms() - job.first_enqueued_at).max(0) as u64);
         let status_code = outcome.status();
         let (attempt_outcome, detail, next) = match outcome {
-            Outcome::Delivered { .. } => (AttemptOutcome::Delivered, None, NextStep::Done),
+            Outcome::Delivered { .. } => {
+                (AttemptOutcome::Delivered, p.note.clone(), NextStep::Done)
+            }
             Outcome::Retry {
                 retry_after,
                 reason,

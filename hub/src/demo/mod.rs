@@ -22,11 +22,15 @@ pub fn preview(
             .iter()
             .map(|g| (g.clone(), String::new(), true))
             .collect(),
+        received: Default::default(),
     };
     match plan(Some(dest), Some(&subject)) {
         Plan::Send(action) => {
             serde_json::json!({ "destination": dest.mapping.name, "action": action })
         }
+        Plan::Withdraw { action, missing } => serde_json::json!({
+            "destination": dest.mapping.name, "action": action, "withdrawn": { "missing_consent": missing }
+        }),
         Plan::Suppressed { missing } => {
             serde_json::json!({ "destination": dest.mapping.name, "suppressed": { "missing_consent": missing } })
         }

@@ -1,6 +1,6 @@
 //! The SQL both backends share, expanded once per backend by `impl_store!`.
 //! Each backend module supplies `sql::{CLAIM, LOAD_SUBJECTS, LOAD_CONSENTS,
-//! RESCHEDULE, INSERT_ATTEMPTS, DELETE_RUNNING_JOBS}` for the few statements
+//! RESCHEDULE, INSERT_ATTEMPTS, DELETE_RUNNING_JOBS, LOAD_RECEIVED, RECORD_RECEIVED}` for the few statements
 //! whose dialects differ (batch statements take one JSON array parameter), and a
 //! `begin_write` that opens a write transaction.
 
@@ -188,6 +188,17 @@ macro_rules! impl_store {
                     .bind(&list)
                     .fetch_all(&self.pool)
                     .await?;
+                let held: Vec<(String, String, String)> = sqlx::query_as(sql::LOAD_RECEIVED)
+                    .bind(&list)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut received: std::collections::HashMap<String, std::collections::HashMap<String, Held>> =
+                    std::collections::HashMap::new();
+                for (subject, destination, state) in held {
+                    if let Some(h) = Held::parse(&state) {
+                        received.entry(subject).or_default().insert(destination, h);
+                    }
+                }
                 let mut by_subject: std::collections::HashMap<String, Vec<(String, String, bool)>> =
                     std::collections::HashMap::new();
                 for (subject, purpose, brand, state) in consents {
@@ -201,6 +212,7 @@ macro_rules! impl_store {
                         }
                         Ok(SubjectState {
                             consents: by_subject.remove(&id).unwrap_or_default(),
+                            received: received.remove(&id).unwrap_or_default(),
                             id,
                             profile,
                             version,
@@ -242,6 +254,26 @@ macro_rules! impl_store {
                     .bind(serde_json::to_string(&ids)?)
                     .execute(&mut *tx)
                     .await?;
+                // One row per pair: an upsert may not touch a row twice.
+                let mut latest: std::collections::BTreeMap<(&str, &str), Held> = Default::default();
+                for r in results.iter().filter(|r| r.outcome == AttemptOutcome::Delivered) {
+                    if let Some(h) = Held::after(r.action) {
+                        latest.insert((r.job.destination.as_str(), r.job.subject_id.as_str()), h);
+                    }
+                }
+                let held: Vec<serde_json::Value> = latest
+                    .into_iter()
+                    .map(|((destination, subject_id), h)| {
+                        serde_json::json!({"destination": destination, "subject_id": subject_id, "state": h.as_str()})
+                    })
+                    .collect();
+                if !held.is_empty() {
+                    sqlx::query(sql::RECORD_RECEIVED)
+                        .bind(serde_json::Value::Array(held).to_string())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for r in results.iter().filter(|r| r.next != NextStep::Done) {
                     Self::finish_one(&mut tx, r, now).await?;
                 }

@@ -70,6 +70,45 @@ pub struct SubjectState {
     pub deleted: bool,
     /// (purpose, brand, granted)
     pub consents: Vec<(String, String, bool)>,
+    /// What each destination last received for this subject.
+    pub received: std::collections::HashMap<String, Held>,
+}
+
+/// What a destination holds of a subject, after our last delivered action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Held {
+    /// Profile data was sent.
+    Sent,
+    /// A withdrawal action (suppress, unsubscribe) was delivered.
+    Withdrawn,
+    Deleted,
+}
+
+impl Held {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Held::Sent => "sent",
+            Held::Withdrawn => "withdrawn",
+            Held::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Held> {
+        [Held::Sent, Held::Withdrawn, Held::Deleted]
+            .into_iter()
+            .find(|h| h.as_str() == text)
+    }
+
+    /// What a delivered action leaves the destination holding.
+    pub fn after(action: &str) -> Option<Held> {
+        match action {
+            "upsert" => Some(Held::Sent),
+            "suppress" | "unsubscribe" => Some(Held::Withdrawn),
+            "delete" => Some(Held::Deleted),
+            _ => None,
+        }
+    }
 }
 
 impl SubjectState {
@@ -205,6 +244,7 @@ mod tests {
                 .iter()
                 .map(|(p, b, g)| (p.to_string(), b.to_string(), *g))
                 .collect(),
+            received: Default::default(),
         }
     }
 

@@ -28,6 +28,12 @@ mod sql {
         attempt bigint, action text, outcome text, status_code bigint, latency_ms bigint, detail text)";
     pub const DELETE_RUNNING_JOBS: &str = "DELETE FROM delivery_jobs WHERE status = 'running' \
         AND id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    pub const LOAD_RECEIVED: &str = "SELECT subject_id, destination, state FROM destination_subjects \
+        WHERE subject_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+    pub const RECORD_RECEIVED: &str = "INSERT INTO destination_subjects (destination, subject_id, state, updated_at) \
+        SELECT destination, subject_id, state, $2 FROM jsonb_to_recordset($1::jsonb) \
+        AS r(destination text, subject_id text, state text) \
+        ON CONFLICT (destination, subject_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
     pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
         attempt, not_before, locked_until, first_enqueued_at) \
         VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \

@@ -29,6 +29,11 @@ mod sql {
         value ->> 'detail', $2 FROM json_each($1)";
     pub const DELETE_RUNNING_JOBS: &str = "DELETE FROM delivery_jobs WHERE status = 'running' \
         AND id IN (SELECT value FROM json_each($1))";
+    pub const LOAD_RECEIVED: &str = "SELECT subject_id, destination, state FROM destination_subjects \
+        WHERE subject_id IN (SELECT value FROM json_each($1))";
+    pub const RECORD_RECEIVED: &str = "INSERT INTO destination_subjects (destination, subject_id, state, updated_at) \
+        SELECT value ->> 'destination', value ->> 'subject_id', value ->> 'state', $2 FROM json_each($1) WHERE true \
+        ON CONFLICT (destination, subject_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at";
     pub const RESCHEDULE: &str = "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
         attempt, not_before, locked_until, first_enqueued_at) \
         VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
