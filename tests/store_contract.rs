@@ -72,6 +72,8 @@ contract!(
     expired_leases_are_reclaimed,
     consent_is_recorded_and_fails_closed,
     delivered_actions_record_what_the_destination_holds,
+    erasure_deletes_where_sent_then_removes_pii_with_a_receipt,
+    reports_hold_consent_history_with_evidence,
 );
 
 fn event(
@@ -452,4 +454,132 @@ async fn delivered_actions_record_what_the_destination_holds(s: &dyn Store) {
         .unwrap()
         .remove(0);
     assert_eq!(subject.received.get("crm"), Some(&Held::Withdrawn));
+}
+
+/// Delivers every due job with the action the engine would choose.
+async fn deliver_all(s: &dyn Store, action: &'static str) -> Vec<String> {
+    let now = store::now_ms();
+    let jobs = s.claim_jobs(100, now, 60_000).await.unwrap();
+    let names = jobs.iter().map(|j| j.destination.clone()).collect();
+    let results: Vec<JobResult> = jobs
+        .into_iter()
+        .map(|j| JobResult {
+            action,
+            ..result(j, AttemptOutcome::Delivered, NextStep::Done)
+        })
+        .collect();
+    s.finish_jobs(&results, now).await.unwrap();
+    names
+}
+
+async fn erasure_deletes_where_sent_then_removes_pii_with_a_receipt(s: &dyn Store) {
+    let out = s
+        .ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    let IngestOutcome::Applied { subject_id, .. } = &out[0] else {
+        panic!()
+    };
+    assert_eq!(deliver_all(s, "upsert").await.len(), 2);
+    let now = store::now_ms();
+    assert!(
+        s.request_erasure(subject_id, &["crm".into()], now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.request_erasure(subject_id, &["crm".into()], now)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    let state = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(state.erasing && state.deleted);
+    // Both destinations held the subject: both are asked, though only crm is enabled now.
+    assert!(
+        s.complete_erasures(now, 86_400_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before the deletes"
+    );
+    let mut asked = deliver_all(s, "delete").await;
+    asked.sort();
+    assert_eq!(asked, vec!["cdp".to_string(), "crm".to_string()]);
+    let receipts = s
+        .complete_erasures(store::now_ms(), 86_400_000)
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].confirmed.len(), 2);
+    assert!(receipts[0].unconfirmed.is_empty());
+    let report = s.subject_report(subject_id).await.unwrap().unwrap();
+    assert_eq!(report.profile, json!({}), "no PII left");
+    assert!(report.erased_at.is_some());
+    assert!(report.deliveries.iter().all(|d| d.detail.is_none()));
+    assert_eq!(report.erasure_receipt.as_ref(), Some(&receipts[0]));
+    // The source's id is detached: a new event makes a new subject.
+    let again = s
+        .ingest(&[upsert("m2", "ada", "Ada", "2026-11-23T11:00:00Z")])
+        .await
+        .unwrap();
+    let IngestOutcome::Applied {
+        subject_id: new_id, ..
+    } = &again[0]
+    else {
+        panic!("{again:?}")
+    };
+    assert_ne!(new_id, subject_id);
+}
+
+async fn reports_hold_consent_history_with_evidence(s: &dyn Store) {
+    let mut e = event(
+        "profile.upserted",
+        "ada",
+        "Ada",
+        json!({"marketing_email": "granted"}),
+        "2026-11-23T10:00:00Z",
+    );
+    e.evidence = Some(json!({"form": "signup-v2", "policy": "2026-09"}));
+    let out = s.ingest(&[item("m1", e, &["crm"])]).await.unwrap();
+    let IngestOutcome::Applied { subject_id, .. } = &out[0] else {
+        panic!()
+    };
+    let w = event(
+        "consent.updated",
+        "ada",
+        "",
+        json!({"marketing_email": "denied"}),
+        "2026-11-23T10:05:00Z",
+    );
+    s.ingest(&[item("m2", w, &["crm"])]).await.unwrap();
+    let report = s.subject_report(subject_id).await.unwrap().unwrap();
+    assert_eq!(report.consent.len(), 1);
+    assert_eq!(report.consent[0].state, "denied");
+    assert_eq!(report.consent[0].version, 2);
+    let history = &report.consent_history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (
+            history[0].previous_state.as_deref(),
+            history[0].new_state.as_str()
+        ),
+        (None, "granted")
+    );
+    assert_eq!(
+        history[0].evidence,
+        Some(json!({"form": "signup-v2", "policy": "2026-09"}))
+    );
+    assert_eq!(
+        (
+            history[1].previous_state.as_deref(),
+            history[1].new_state.as_str()
+        ),
+        (Some("granted"), "denied")
+    );
+    assert_eq!(report.changes.len(), 2);
 }

@@ -35,6 +35,20 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Consent of a subject: current state and full history, as JSON.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Everything the hub holds about a subject, as JSON (GDPR art. 15).
+    Export {
+        /// Hub id or SOURCE:externalId.
+        subject: String,
+    },
+    /// Erase a subject (GDPR art. 17): a delete to every destination that had
+    /// it, then its PII is removed here and a receipt kept. Prints JSON.
+    Erase {
+        /// Hub id or SOURCE:externalId.
+        subject: String,
+    },
     /// Queue every subject for one destination.
     Backfill {
         #[arg(long)]
@@ -78,5 +92,13 @@ pub enum DlqCommand {
         /// Every dead letter of every destination.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    Show {
+        /// Hub id or SOURCE:externalId.
+        subject: String,
     },
 }

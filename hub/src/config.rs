@@ -29,6 +29,80 @@ pub struct RawConfig {
     pub delivery: DeliverySettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub consent: ConsentSettings,
+    #[serde(default)]
+    pub privacy: PrivacySettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// An erasure completes (PII removed, receipt written) when every
+    /// destination confirmed its delete, or when this passes (reported).
+    #[serde(default = "default_erasure_deadline", with = "humantime_serde")]
+    pub erasure_deadline: Duration,
+    /// Delivery attempts (whose details may echo PII) are kept this long.
+    #[serde(default = "default_attempt_retention", with = "humantime_serde")]
+    pub attempt_retention: Duration,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            erasure_deadline: default_erasure_deadline(),
+            attempt_retention: default_attempt_retention(),
+        }
+    }
+}
+fn default_erasure_deadline() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_attempt_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
+/// The purposes a customer can grant. Unknown purposes are refused at input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSettings {
+    #[serde(default = "default_purposes")]
+    pub purposes: BTreeMap<String, PurposeSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeSettings {
+    pub description: String,
+}
+
+impl Default for ConsentSettings {
+    fn default() -> Self {
+        Self {
+            purposes: default_purposes(),
+        }
+    }
+}
+
+/// Declaring `[consent.purposes.*]` replaces this set.
+fn default_purposes() -> BTreeMap<String, PurposeSettings> {
+    [
+        ("marketing_email", "Marketing messages by email"),
+        ("marketing_sms", "Marketing messages by SMS"),
+        ("analytics", "Product and usage analytics"),
+        ("personalization", "Personalised content and offers"),
+        ("advertising", "Advertising audiences"),
+    ]
+    .into_iter()
+    .map(|(name, d)| {
+        (
+            name.to_string(),
+            PurposeSettings {
+                description: d.into(),
+            },
+        )
+    })
+    .collect()
 }
 
 fn default_listen() -> String {
@@ -242,6 +316,8 @@ pub struct Config {
     pub sources: BTreeMap<String, Source>,
     pub delivery: DeliverySettings,
     pub admin_token_sha256: Option<[u8; 32]>,
+    pub purposes: BTreeMap<String, PurposeSettings>,
+    pub privacy: PrivacySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +337,7 @@ impl RawConfig {
             .unwrap_or_else(|| "hub.toml".into());
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("HUB_").split("__").ignore(&["config"]));
+            .merge(Env::prefixed("HUB_").split("__").ignore(&["config", "log"]));
         figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))
@@ -302,6 +378,13 @@ impl RawConfig {
                 },
             );
         }
+        for name in self.consent.purposes.keys() {
+            if !crate::event::valid_purpose_name(name) {
+                errors.push(format!(
+                    "consent.purposes.{name}: a purpose name must match [a-z0-9_]{{1,64}}"
+                ));
+            }
+        }
         let d = &self.delivery;
         if d.workers == 0 || d.batch == 0 || d.concurrency == 0 || d.max_attempts == 0 {
             errors.push(
@@ -333,6 +416,8 @@ impl RawConfig {
                 sources,
                 delivery: self.delivery,
                 admin_token_sha256,
+                purposes: self.consent.purposes,
+                privacy: self.privacy,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -349,6 +434,8 @@ impl Default for RawConfig {
             sources: BTreeMap::new(),
             delivery: DeliverySettings::default(),
             admin: AdminSettings::default(),
+            consent: ConsentSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }

@@ -60,12 +60,43 @@ fn env_lookup(name: &str) -> Option<String> {
 }
 
 /// Parses one file and builds its connector.
-pub fn load_one(file: &Path) -> Result<ActiveDestination, Vec<MappingError>> {
+pub fn load_one(file: &Path, purposes: &[String]) -> Result<ActiveDestination, Vec<MappingError>> {
     let mapping = mapping::load_file(file, &env_lookup)?;
-    bind(mapping)
+    bind(mapping, purposes)
 }
 
-fn bind(mapping: Destination) -> Result<ActiveDestination, Vec<MappingError>> {
+/// Every purpose a file names must be declared (`[consent.purposes]`).
+fn check_purposes(mapping: &Destination, purposes: &[String]) -> Vec<MappingError> {
+    let unknown = |p: &String| !purposes.contains(p);
+    let known = purposes.join(", ");
+    let mut errors: Vec<MappingError> = mapping
+        .consent
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| unknown(p))
+        .map(|(i, p)| {
+            mapping.error_at(
+                &format!("consent[{i}]"),
+                format!("unknown purpose {p:?}; declared: {known}"),
+            )
+        })
+        .collect();
+    for field in &mapping.fields {
+        if let Some(p) = field.consent.as_ref().filter(|p| unknown(p)) {
+            errors.push(mapping.error_at(
+                &format!("fields.{}.consent", field.target),
+                format!("unknown purpose {p:?}; declared: {known}"),
+            ));
+        }
+    }
+    errors
+}
+
+fn bind(mapping: Destination, purposes: &[String]) -> Result<ActiveDestination, Vec<MappingError>> {
+    let errors = check_purposes(&mapping, purposes);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     if !mapping.enabled {
         return Ok(ActiveDestination {
             mapping,
@@ -88,11 +119,11 @@ fn bind(mapping: Destination) -> Result<ActiveDestination, Vec<MappingError>> {
 }
 
 /// Every mapping file of `dir`, fully validated (`hub mappings check`).
-pub fn check_dir(dir: &Path) -> (Vec<ActiveDestination>, Vec<MappingError>) {
+pub fn check_dir(dir: &Path, purposes: &[String]) -> (Vec<ActiveDestination>, Vec<MappingError>) {
     let (destinations, mut errors) = mapping::load_dir(dir, &env_lookup);
     let mut ok = Vec::new();
     for d in destinations {
-        match bind(d) {
+        match bind(d, purposes) {
             Ok(a) => ok.push(a),
             Err(e) => errors.extend(e),
         }
@@ -102,12 +133,16 @@ pub fn check_dir(dir: &Path) -> (Vec<ActiveDestination>, Vec<MappingError>) {
 
 /// Builds the next set from `dir`: good files replace their previous
 /// version, bad files keep it. Returns the errors to log.
-pub fn reload(dir: &Path, previous: &DestinationSet) -> (DestinationSet, Vec<MappingError>) {
+pub fn reload(
+    dir: &Path,
+    previous: &DestinationSet,
+    purposes: &[String],
+) -> (DestinationSet, Vec<MappingError>) {
     let files = mapping_files(dir);
     let mut next = DestinationSet::default();
     let mut errors = Vec::new();
     for file in files {
-        let candidate = match load_one(&file) {
+        let candidate = match load_one(&file, purposes) {
             Ok(d) => Some(Arc::new(d)),
             Err(e) => {
                 errors.extend(e);
@@ -162,6 +197,7 @@ pub async fn watch(
     dir: PathBuf,
     live: Arc<ArcSwap<DestinationSet>>,
     interval: Duration,
+    purposes: Vec<String>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut seen = fingerprint(&dir);
@@ -175,7 +211,7 @@ pub async fn watch(
             continue;
         }
         seen = now;
-        let (next, errors) = reload(&dir, &live.load());
+        let (next, errors) = reload(&dir, &live.load(), &purposes);
         for e in &errors {
             tracing::error!(error = %e, "mapping file refused; previous version kept");
         }

@@ -43,6 +43,18 @@ pub struct CanonicalEvent {
     pub consent: BTreeMap<String, ConsentState>,
     #[serde(rename = "occurredAt")]
     pub occurred_at: DateTime<Utc>,
+    /// What the source holds as proof of a consent change (form id, IP,
+    /// policy version...), kept in the consent ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<serde_json::Value>,
+}
+
+pub fn valid_purpose_name(purpose: &str) -> bool {
+    !purpose.is_empty()
+        && purpose.len() <= 64
+        && purpose
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Why an event is refused (400 with this text).
@@ -54,6 +66,8 @@ pub enum EventError {
     BadPurpose(String),
     #[error("subject.{0} is read-only")]
     ReadOnly(&'static str),
+    #[error("unknown consent purpose {purpose:?}; known purposes: {known}")]
+    UnknownPurpose { purpose: String, known: String },
 }
 
 impl CanonicalEvent {
@@ -62,6 +76,23 @@ impl CanonicalEvent {
             .get("externalId")
             .and_then(|v| v.as_str())
             .filter(|s| !s.trim().is_empty())
+    }
+
+    /// Checks what serde cannot express, and that every purpose is declared.
+    pub fn validate_with<'a>(
+        &self,
+        purposes: impl Iterator<Item = &'a String> + Clone,
+    ) -> Result<(), EventError> {
+        self.validate()?;
+        for purpose in self.consent.keys() {
+            if !purposes.clone().any(|p| p == purpose) {
+                return Err(EventError::UnknownPurpose {
+                    purpose: purpose.clone(),
+                    known: purposes.clone().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks what serde cannot express.
@@ -73,15 +104,8 @@ impl CanonicalEvent {
         if self.subject.contains_key("meta") {
             return Err(EventError::ReadOnly("meta"));
         }
-        for purpose in self.consent.keys() {
-            let ok = !purpose.is_empty()
-                && purpose.len() <= 64
-                && purpose
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !ok {
-                return Err(EventError::BadPurpose(purpose.clone()));
-            }
+        if let Some(bad) = self.consent.keys().find(|p| !valid_purpose_name(p)) {
+            return Err(EventError::BadPurpose(bad.clone()));
         }
         Ok(())
     }

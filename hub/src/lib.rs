@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod demo;
 pub mod destinations;
 pub mod event;
+pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -68,7 +69,9 @@ pub async fn build_state(
     config: Config,
 ) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
     let store = store::connect(&config.database_url).await?;
-    let (set, errors) = destinations::reload(&config.mappings, &DestinationSet::default());
+    let purposes: Vec<String> = config.purposes.keys().cloned().collect();
+    let (set, errors) =
+        destinations::reload(&config.mappings, &DestinationSet::default(), &purposes);
     for e in &errors {
         tracing::error!(error = %e, "mapping file refused");
     }
@@ -111,7 +114,13 @@ pub async fn serve(
         state.config.mappings.clone(),
         state.destinations.clone(),
         Duration::from_millis(500),
+        state.config.purposes.keys().cloned().collect(),
         stop_rx,
+    ));
+    let upkeep = tokio::spawn(housekeeping::run(
+        state.store.clone(),
+        state.config.privacy.clone(),
+        stop_tx.subscribe(),
     ));
     let router = app(state.clone());
     drop(state);
@@ -122,6 +131,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = engine_task.await;
     let _ = watcher.await;
+    let _ = upkeep.await;
     // The router (and its Ingestor sender) is gone: the writer drains and ends.
     let _ = writer.await;
     tracing::info!("stopped");

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hub::cli::{Cli, Command, DlqCommand, MappingsCommand};
+use hub::cli::{Cli, Command, ConsentCommand, DlqCommand, MappingsCommand};
 use hub::config::{Config, RawConfig};
 use hub::store::{self, SubjectKey, now_ms};
 
@@ -38,6 +38,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn purposes(config: &Config) -> Vec<String> {
+    config.purposes.keys().cloned().collect()
+}
+
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(RawConfig::load(cli.config.as_deref())?.validate()?)
 }
@@ -59,11 +63,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Mappings(MappingsCommand::Check { dir }) => {
-            let dir = match dir {
-                Some(d) => d.clone(),
-                None => load_config(&cli)?.mappings,
-            };
-            let (ok, errors) = hub::destinations::check_dir(&dir);
+            let config = load_config(&cli)?;
+            let dir = dir.clone().unwrap_or(config.mappings.clone());
+            let (ok, errors) = hub::destinations::check_dir(&dir, &purposes(&config));
             for e in &errors {
                 println!("{e}");
             }
@@ -81,11 +83,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grants,
             dir,
         }) => {
-            let dir = match dir {
-                Some(d) => d.clone(),
-                None => load_config(&cli)?.mappings,
-            };
-            let (ok, errors) = hub::destinations::check_dir(&dir);
+            let config = load_config(&cli)?;
+            let dir = dir.clone().unwrap_or(config.mappings.clone());
+            let (ok, errors) = hub::destinations::check_dir(&dir, &purposes(&config));
             for e in &errors {
                 eprintln!("{e}");
             }
@@ -141,9 +141,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&list)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Consent(ConsentCommand::Show { subject }) => {
+            let store = store::connect(&load_config(&cli)?.database_url).await?;
+            let report = subject_report(store.as_ref(), subject).await?;
+            let out = serde_json::json!({
+                "subject": report.id,
+                "consent": report.consent,
+                "history": report.consent_history,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { subject } => {
+            let store = store::connect(&load_config(&cli)?.database_url).await?;
+            let report = subject_report(store.as_ref(), subject).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Erase { subject } => {
+            let config = load_config(&cli)?;
+            let (ok, _) = hub::destinations::check_dir(&config.mappings, &purposes(&config));
+            let names: Vec<String> = ok
+                .iter()
+                .filter(|d| d.mapping.enabled)
+                .map(|d| d.mapping.name.clone())
+                .collect();
+            let store = store::connect(&config.database_url).await?;
+            let id = subject_id(store.as_ref(), subject).await?;
+            let started = store.request_erasure(&id, &names, now_ms()).await?;
+            let out = serde_json::json!({
+                "subject": id,
+                "erasure": if started { "requested" } else { "already requested" },
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Backfill { destination } => {
             let config = load_config(&cli)?;
-            let (ok, _) = hub::destinations::check_dir(&config.mappings);
+            let (ok, _) = hub::destinations::check_dir(&config.mappings, &purposes(&config));
             if !ok.iter().any(|d| &d.mapping.name == destination) {
                 bail!("no valid destination named {destination:?}");
             }
@@ -153,6 +188,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn subject_id(store: &dyn store::Store, key: &str) -> anyhow::Result<String> {
+    store
+        .find_subject(&SubjectKey::parse(key))
+        .await?
+        .with_context(|| format!("no subject {key:?}"))
+}
+
+async fn subject_report(
+    store: &dyn store::Store,
+    key: &str,
+) -> anyhow::Result<store::SubjectReport> {
+    let id = subject_id(store, key).await?;
+    store
+        .subject_report(&id)
+        .await?
+        .with_context(|| format!("no subject {key:?}"))
 }
 
 async fn shutdown_signal() {

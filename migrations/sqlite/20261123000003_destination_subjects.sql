@@ -9,3 +9,17 @@ CREATE TABLE destination_subjects (
     PRIMARY KEY (destination, subject_id)
 );
 CREATE INDEX destination_subjects_subject ON destination_subjects (subject_id);
+
+-- Erasure (GDPR art. 17): requested, then completed once every destination
+-- that had the subject confirmed its delete (or the deadline passed).
+ALTER TABLE subjects ADD COLUMN erase_requested_at INTEGER;
+ALTER TABLE subjects ADD COLUMN erased_at INTEGER;
+CREATE INDEX subjects_erase_pending ON subjects (erase_requested_at) WHERE erased_at IS NULL;
+
+CREATE TABLE erasure_receipts (
+    subject_id TEXT PRIMARY KEY NOT NULL,
+    requested_at INTEGER NOT NULL,
+    completed_at INTEGER NOT NULL,
+    confirmed TEXT NOT NULL,
+    unconfirmed TEXT NOT NULL
+);

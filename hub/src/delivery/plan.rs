@@ -32,6 +32,13 @@ pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectSta
         return Plan::Skip("subject not found");
     };
     let held = subject.received.get(&dest.mapping.name).copied();
+    if subject.erasing {
+        return match held {
+            Some(Held::Sent | Held::Withdrawn) => Plan::Send(Action::Delete),
+            Some(Held::Deleted) => Plan::Skip("erased; already deleted here"),
+            None => Plan::Skip("erased; never sent to this destination"),
+        };
+    }
     if subject.deleted {
         // Only a destination that ever received the subject has anything to delete.
         return match (held, dest.mapping.on_delete) {
@@ -102,6 +109,7 @@ mod tests {
             profile: serde_json::json!({"emails": [{"value": "a@example.com", "primary": true}], "score": 7, "active": true}),
             version: 3,
             deleted,
+            erasing: false,
             consents: grants
                 .iter()
                 .map(|(p, g)| (p.to_string(), String::new(), *g))

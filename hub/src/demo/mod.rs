@@ -18,6 +18,7 @@ pub fn preview(
         profile,
         version: 0,
         deleted: false,
+        erasing: false,
         consents: grants
             .iter()
             .map(|g| (g.clone(), String::new(), true))

@@ -22,6 +22,9 @@ pub fn router() -> axum::Router<AppState> {
         .route("/admin/deliveries", get(list_deliveries))
         .route("/admin/destinations", get(list_destinations))
         .route("/admin/destinations/{name}/backfill", post(backfill))
+        .route("/admin/subjects/{subject}/consent", get(subject_consent))
+        .route("/admin/subjects/{subject}/export", get(subject_export))
+        .route("/admin/subjects/{subject}/erase", post(subject_erase))
 }
 
 /// Proof that the request carries the admin token.
@@ -172,4 +175,71 @@ async fn backfill(
         .map_err(internal)?;
     state.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": n }))))
+}
+
+async fn report(state: &AppState, key: &str) -> Result<crate::store::SubjectReport, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown subject",
+            "no subject with that hub id or SOURCE:externalId".to_string(),
+        )
+    };
+    let id = state
+        .store
+        .find_subject(&crate::store::SubjectKey::parse(key))
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    state
+        .store
+        .subject_report(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)
+}
+
+async fn subject_consent(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let r = report(&state, &subject).await?;
+    Ok(Json(
+        json!({ "subject": r.id, "consent": r.consent, "history": r.consent_history }),
+    ))
+}
+
+async fn subject_export(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<Json<crate::store::SubjectReport>, Problem> {
+    Ok(Json(report(&state, &subject).await?))
+}
+
+async fn subject_erase(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(subject): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    let r = report(&state, &subject).await?;
+    let names = state.destinations.load().enabled_names();
+    let started = state
+        .store
+        .request_erasure(&r.id, &names, now_ms())
+        .await
+        .map_err(internal)?;
+    if !started {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Erasure already requested",
+            format!("subject {} is already being erased", r.id),
+        ));
+    }
+    state.wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "subject": r.id, "erasure": "requested" })),
+    ))
 }

@@ -107,13 +107,15 @@ async fn accept(
         // serde's message names the field and position, never a value.
         Problem::new(StatusCode::BAD_REQUEST, "Malformed event", e.to_string())
     })?;
-    event.validate().map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid event",
-            e.to_string(),
-        )
-    })?;
+    event
+        .validate_with(state.config.purposes.keys())
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid event",
+                e.to_string(),
+            )
+        })?;
     let item = IngestItem {
         source: source.to_string(),
         message_id,

@@ -69,6 +69,7 @@ struct LedgerWrite {
     previous_state: Option<String>,
     new_state: String,
     source: String,
+    evidence: Option<String>,
     occurred_at: i64,
     recorded_at: i64,
 }
@@ -232,6 +233,7 @@ pub(crate) fn plan(
                     previous_state: current.map(|c| c.state.clone()),
                     new_state: state.as_str().into(),
                     source: item.source.clone(),
+                    evidence: event.evidence.as_ref().map(|e| e.to_string()),
                     occurred_at: occurred,
                     recorded_at: now,
                 });
@@ -374,6 +376,7 @@ impl BatchSql {
             ("previous_state", T),
             ("new_state", T),
             ("source", T),
+            ("evidence", T),
             ("occurred_at", I),
             ("recorded_at", I),
         ]);
@@ -421,7 +424,7 @@ impl BatchSql {
             insert_ledger: format!(
                 "INSERT INTO consent_ledger (subject_id, purpose, brand, previous_state, new_state, source, \
                  evidence, occurred_at, recorded_at) SELECT subject_id, purpose, '', previous_state, new_state, \
-                 source, NULL, occurred_at, recorded_at FROM ({ledger}) AS x"
+                 source, evidence, occurred_at, recorded_at FROM ({ledger}) AS x"
             ),
             insert_changes: format!(
                 "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \

@@ -83,6 +83,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many ingest transactions may usefully run at once.
     fn parallel_writers(&self) -> usize;
+
+    /// Everything held about a subject: profile, consent and its history,
+    /// destinations, changes, deliveries, erasure receipt.
+    async fn subject_report(&self, subject_id: &str) -> Result<Option<SubjectReport>, StoreError>;
+
+    /// Starts an erasure: tombstone, detach the external id (new events make a
+    /// new subject), queue every destination. False if unknown or already asked.
+    async fn request_erasure(
+        &self,
+        subject_id: &str,
+        destinations: &[String],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Completes erasures whose destinations all confirmed (or whose deadline
+    /// passed): PII removed, a receipt kept. Returns the receipts written.
+    async fn complete_erasures(
+        &self,
+        now: i64,
+        deadline_ms: i64,
+    ) -> Result<Vec<ErasureReceipt>, StoreError>;
+
+    /// Drops delivery attempts older than `before` (their details may echo PII).
+    async fn prune_attempts(&self, before: i64) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date.

@@ -68,6 +68,8 @@ pub struct SubjectState {
     pub profile: serde_json::Value,
     pub version: i64,
     pub deleted: bool,
+    /// An erasure was requested: every destination holding data gets a delete.
+    pub erasing: bool,
     /// (purpose, brand, granted)
     pub consents: Vec<(String, String, bool)>,
     /// What each destination last received for this subject.
@@ -240,6 +242,7 @@ mod tests {
             profile: serde_json::Value::Null,
             version: 1,
             deleted: false,
+            erasing: false,
             consents: consents
                 .iter()
                 .map(|(p, b, g)| (p.to_string(), b.to_string(), *g))
@@ -277,4 +280,74 @@ mod tests {
             SubjectKey::Id("0190abc".into())
         );
     }
+}
+
+/// Everything the hub holds about one subject (GDPR art. 15), and the
+/// source of `hub consent show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectReport {
+    pub id: String,
+    pub source: String,
+    pub external_id: String,
+    pub profile: serde_json::Value,
+    pub version: i64,
+    pub deleted_at: Option<i64>,
+    pub erase_requested_at: Option<i64>,
+    pub erased_at: Option<i64>,
+    pub consent: Vec<ConsentRecord>,
+    pub consent_history: Vec<LedgerEntry>,
+    pub destinations: Vec<HeldRecord>,
+    pub changes: Vec<ChangeRecord>,
+    pub deliveries: Vec<AttemptRecord>,
+    pub erasure_receipt: Option<ErasureReceipt>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ConsentRecord {
+    pub purpose: String,
+    pub brand: String,
+    pub state: String,
+    pub source: String,
+    pub version: i64,
+    pub occurred_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEntry {
+    pub purpose: String,
+    pub brand: String,
+    pub previous_state: Option<String>,
+    pub new_state: String,
+    pub source: String,
+    pub evidence: Option<serde_json::Value>,
+    pub occurred_at: i64,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct HeldRecord {
+    pub destination: String,
+    pub state: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeRecord {
+    pub kind: String,
+    pub source: String,
+    pub attributes: serde_json::Value,
+    pub occurred_at: i64,
+    pub received_at: i64,
+}
+
+/// Proof that an erasure ran: who confirmed the delete, who did not in time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErasureReceipt {
+    pub subject_id: String,
+    pub requested_at: i64,
+    pub completed_at: i64,
+    /// Destinations whose delete was delivered, with the time.
+    pub confirmed: Vec<(String, i64)>,
+    /// Destinations still holding data when the deadline passed.
+    pub unconfirmed: Vec<String>,
 }

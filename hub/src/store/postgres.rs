@@ -17,7 +17,7 @@ mod sql {
         WHERE (status = 'pending' AND not_before <= $2) OR (status = 'running' AND locked_until < $2) \
         ORDER BY not_before LIMIT $3 FOR UPDATE SKIP LOCKED) \
         RETURNING id, destination, subject_id, reason, attempt, first_enqueued_at";
-    pub const LOAD_SUBJECTS: &str = "SELECT id, profile, version, deleted_at FROM subjects \
+    pub const LOAD_SUBJECTS: &str = "SELECT id, profile, version, deleted_at, erase_requested_at FROM subjects \
         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))";
     pub const LOAD_CONSENTS: &str = "SELECT subject_id, purpose, brand, state FROM consents \
         WHERE subject_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
