@@ -74,6 +74,7 @@ contract!(
     delivered_actions_record_what_the_destination_holds,
     erasure_deletes_where_sent_then_removes_pii_with_a_receipt,
     reports_hold_consent_history_with_evidence,
+    brand_consent_and_membership_are_kept,
 );
 
 fn event(
@@ -582,4 +583,54 @@ async fn reports_hold_consent_history_with_evidence(s: &dyn Store) {
         (Some("granted"), "denied")
     );
     assert_eq!(report.changes.len(), 2);
+}
+
+async fn brand_consent_and_membership_are_kept(s: &dyn Store) {
+    let mut e = event(
+        "profile.upserted",
+        "ada",
+        "Ada",
+        json!({"marketing_email": "granted"}),
+        "2026-11-23T10:00:00Z",
+    );
+    e.brands = vec!["acme".into()];
+    e.brand_consent.insert(
+        "acme".into(),
+        [(
+            "marketing_email".to_string(),
+            hub::event::ConsentState::Denied,
+        )]
+        .into(),
+    );
+    let out = s.ingest(&[item("m1", e, &["crm"])]).await.unwrap();
+    let IngestOutcome::Applied { subject_id, .. } = &out[0] else {
+        panic!()
+    };
+    let mut later = event(
+        "profile.upserted",
+        "ada",
+        "Ada",
+        json!({}),
+        "2026-11-23T10:01:00Z",
+    );
+    later.brands = vec!["globex".into()];
+    s.ingest(&[item("m2", later, &["crm"])]).await.unwrap();
+    let subject = s
+        .load_subjects(std::slice::from_ref(subject_id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        hub::event::profile_brands(&subject.profile),
+        vec!["acme", "globex"]
+    );
+    assert!(subject.granted("marketing_email", None));
+    assert!(
+        !subject.granted("marketing_email", Some("acme")),
+        "the brand's own answer wins"
+    );
+    assert!(
+        subject.granted("marketing_email", Some("globex")),
+        "else the global one"
+    );
 }

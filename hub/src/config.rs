@@ -33,6 +33,16 @@ pub struct RawConfig {
     pub consent: ConsentSettings,
     #[serde(default)]
     pub privacy: PrivacySettings,
+    /// Brands a subject can belong to, and destinations and consent be scoped to.
+    #[serde(default)]
+    pub brands: BTreeMap<String, BrandSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BrandSettings {
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +316,22 @@ pub struct Source {
     pub secrets: Vec<WebhookSecret>,
 }
 
+/// The names mapping files may use: declared purposes and brands.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    pub purposes: Vec<String>,
+    pub brands: Vec<String>,
+}
+
+impl Config {
+    pub fn vocabulary(&self) -> Vocabulary {
+        Vocabulary {
+            purposes: self.purposes.keys().cloned().collect(),
+            brands: self.brands.keys().cloned().collect(),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -318,6 +344,7 @@ pub struct Config {
     pub admin_token_sha256: Option<[u8; 32]>,
     pub purposes: BTreeMap<String, PurposeSettings>,
     pub privacy: PrivacySettings,
+    pub brands: BTreeMap<String, BrandSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -418,6 +445,7 @@ impl RawConfig {
                 admin_token_sha256,
                 purposes: self.consent.purposes,
                 privacy: self.privacy,
+                brands: self.brands,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -436,6 +464,7 @@ impl Default for RawConfig {
             admin: AdminSettings::default(),
             consent: ConsentSettings::default(),
             privacy: PrivacySettings::default(),
+            brands: BTreeMap::new(),
         }
     }
 }

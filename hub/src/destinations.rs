@@ -11,6 +11,8 @@ use arc_swap::ArcSwap;
 use connectors::Connector;
 use mapping::{Destination, MappingError};
 
+use crate::config::Vocabulary;
+
 /// A destination ready to deliver.
 #[derive(Debug)]
 pub struct ActiveDestination {
@@ -60,15 +62,15 @@ fn env_lookup(name: &str) -> Option<String> {
 }
 
 /// Parses one file and builds its connector.
-pub fn load_one(file: &Path, purposes: &[String]) -> Result<ActiveDestination, Vec<MappingError>> {
+pub fn load_one(file: &Path, vocab: &Vocabulary) -> Result<ActiveDestination, Vec<MappingError>> {
     let mapping = mapping::load_file(file, &env_lookup)?;
-    bind(mapping, purposes)
+    bind(mapping, vocab)
 }
 
-/// Every purpose a file names must be declared (`[consent.purposes]`).
-fn check_purposes(mapping: &Destination, purposes: &[String]) -> Vec<MappingError> {
-    let unknown = |p: &String| !purposes.contains(p);
-    let known = purposes.join(", ");
+/// Every purpose and brand a file names must be declared in the settings.
+fn check_names(mapping: &Destination, vocab: &Vocabulary) -> Vec<MappingError> {
+    let unknown = |p: &String| !vocab.purposes.contains(p);
+    let known = vocab.purposes.join(", ");
     let mut errors: Vec<MappingError> = mapping
         .consent
         .iter()
@@ -89,11 +91,17 @@ fn check_purposes(mapping: &Destination, purposes: &[String]) -> Vec<MappingErro
             ));
         }
     }
+    if let Some(b) = mapping.brand.as_ref().filter(|b| !vocab.brands.contains(b)) {
+        errors.push(mapping.error_at(
+            "brand",
+            format!("unknown brand {b:?}; declared: {}", vocab.brands.join(", ")),
+        ));
+    }
     errors
 }
 
-fn bind(mapping: Destination, purposes: &[String]) -> Result<ActiveDestination, Vec<MappingError>> {
-    let errors = check_purposes(&mapping, purposes);
+fn bind(mapping: Destination, vocab: &Vocabulary) -> Result<ActiveDestination, Vec<MappingError>> {
+    let errors = check_names(&mapping, vocab);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -119,11 +127,11 @@ fn bind(mapping: Destination, purposes: &[String]) -> Result<ActiveDestination, 
 }
 
 /// Every mapping file of `dir`, fully validated (`hub mappings check`).
-pub fn check_dir(dir: &Path, purposes: &[String]) -> (Vec<ActiveDestination>, Vec<MappingError>) {
+pub fn check_dir(dir: &Path, vocab: &Vocabulary) -> (Vec<ActiveDestination>, Vec<MappingError>) {
     let (destinations, mut errors) = mapping::load_dir(dir, &env_lookup);
     let mut ok = Vec::new();
     for d in destinations {
-        match bind(d, purposes) {
+        match bind(d, vocab) {
             Ok(a) => ok.push(a),
             Err(e) => errors.extend(e),
         }
@@ -136,13 +144,13 @@ pub fn check_dir(dir: &Path, purposes: &[String]) -> (Vec<ActiveDestination>, Ve
 pub fn reload(
     dir: &Path,
     previous: &DestinationSet,
-    purposes: &[String],
+    vocab: &Vocabulary,
 ) -> (DestinationSet, Vec<MappingError>) {
     let files = mapping_files(dir);
     let mut next = DestinationSet::default();
     let mut errors = Vec::new();
     for file in files {
-        let candidate = match load_one(&file, purposes) {
+        let candidate = match load_one(&file, vocab) {
             Ok(d) => Some(Arc::new(d)),
             Err(e) => {
                 errors.extend(e);
@@ -197,7 +205,7 @@ pub async fn watch(
     dir: PathBuf,
     live: Arc<ArcSwap<DestinationSet>>,
     interval: Duration,
-    purposes: Vec<String>,
+    vocab: Vocabulary,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut seen = fingerprint(&dir);
@@ -211,7 +219,7 @@ pub async fn watch(
             continue;
         }
         seen = now;
-        let (next, errors) = reload(&dir, &live.load(), &purposes);
+        let (next, errors) = reload(&dir, &live.load(), &vocab);
         for e in &errors {
             tracing::error!(error = %e, "mapping file refused; previous version kept");
         }

@@ -41,12 +41,57 @@ pub struct CanonicalEvent {
     pub subject: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub consent: BTreeMap<String, ConsentState>,
+    /// Consent given for one brand only: brand -> purpose -> state.
+    #[serde(default, rename = "brandConsent")]
+    pub brand_consent: BTreeMap<String, BTreeMap<String, ConsentState>>,
+    /// Brands the subject belongs to (added to those already known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brands: Vec<String>,
     #[serde(rename = "occurredAt")]
     pub occurred_at: DateTime<Utc>,
     /// What the source holds as proof of a consent change (form id, IP,
     /// policy version...), kept in the consent ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<serde_json::Value>,
+}
+
+/// The hub's SCIM extension: consent and custom attributes, and `brands`.
+pub const SYNCD_EXTENSION: &str = "urn:ietf:params:scim:schemas:extension:syncd:2.0:User";
+
+/// The brands a stored profile belongs to.
+pub fn profile_brands(profile: &serde_json::Value) -> Vec<&str> {
+    profile
+        .get(SYNCD_EXTENSION)
+        .and_then(|e| e.get("brands"))
+        .and_then(|b| b.as_array())
+        .map(|list| list.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Adds `brands` to a profile's brand list (kept sorted, without repeats).
+pub fn add_brands(profile: &mut serde_json::Map<String, serde_json::Value>, brands: &[String]) {
+    if brands.is_empty() {
+        return;
+    }
+    let ext = profile
+        .entry(SYNCD_EXTENSION)
+        .or_insert_with(|| serde_json::json!({}));
+    if !ext.is_object() {
+        *ext = serde_json::json!({});
+    }
+    let mut all: Vec<String> = ext
+        .get("brands")
+        .and_then(|b| b.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    all.extend(brands.iter().cloned());
+    all.sort();
+    all.dedup();
+    ext["brands"] = serde_json::json!(all);
 }
 
 pub fn valid_purpose_name(purpose: &str) -> bool {
@@ -66,6 +111,8 @@ pub enum EventError {
     BadPurpose(String),
     #[error("subject.{0} is read-only")]
     ReadOnly(&'static str),
+    #[error("unknown brand {brand:?}; known brands: {known}")]
+    UnknownBrand { brand: String, known: String },
     #[error("unknown consent purpose {purpose:?}; known purposes: {known}")]
     UnknownPurpose { purpose: String, known: String },
 }
@@ -82,9 +129,23 @@ impl CanonicalEvent {
     pub fn validate_with<'a>(
         &self,
         purposes: impl Iterator<Item = &'a String> + Clone,
+        brands: impl Iterator<Item = &'a String> + Clone,
     ) -> Result<(), EventError> {
         self.validate()?;
-        for purpose in self.consent.keys() {
+        let named_brands = self.brands.iter().chain(self.brand_consent.keys());
+        for brand in named_brands {
+            if !brands.clone().any(|b| b == brand) {
+                return Err(EventError::UnknownBrand {
+                    brand: brand.clone(),
+                    known: brands.clone().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let named_purposes = self
+            .consent
+            .keys()
+            .chain(self.brand_consent.values().flat_map(|m| m.keys()));
+        for purpose in named_purposes {
             if !purposes.clone().any(|p| p == purpose) {
                 return Err(EventError::UnknownPurpose {
                     purpose: purpose.clone(),
@@ -104,7 +165,11 @@ impl CanonicalEvent {
         if self.subject.contains_key("meta") {
             return Err(EventError::ReadOnly("meta"));
         }
-        if let Some(bad) = self.consent.keys().find(|p| !valid_purpose_name(p)) {
+        let mut purposes = self
+            .consent
+            .keys()
+            .chain(self.brand_consent.values().flat_map(|m| m.keys()));
+        if let Some(bad) = purposes.find(|p| !valid_purpose_name(p)) {
             return Err(EventError::BadPurpose(bad.clone()));
         }
         Ok(())

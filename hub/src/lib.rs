@@ -69,9 +69,11 @@ pub async fn build_state(
     config: Config,
 ) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
     let store = store::connect(&config.database_url).await?;
-    let purposes: Vec<String> = config.purposes.keys().cloned().collect();
-    let (set, errors) =
-        destinations::reload(&config.mappings, &DestinationSet::default(), &purposes);
+    let (set, errors) = destinations::reload(
+        &config.mappings,
+        &DestinationSet::default(),
+        &config.vocabulary(),
+    );
     for e in &errors {
         tracing::error!(error = %e, "mapping file refused");
     }
@@ -114,7 +116,7 @@ pub async fn serve(
         state.config.mappings.clone(),
         state.destinations.clone(),
         Duration::from_millis(500),
-        state.config.purposes.keys().cloned().collect(),
+        state.config.vocabulary(),
         stop_rx,
     ));
     let upkeep = tokio::spawn(housekeeping::run(

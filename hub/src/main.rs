@@ -38,10 +38,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn purposes(config: &Config) -> Vec<String> {
-    config.purposes.keys().cloned().collect()
-}
-
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(RawConfig::load(cli.config.as_deref())?.validate()?)
 }
@@ -65,7 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mappings(MappingsCommand::Check { dir }) => {
             let config = load_config(&cli)?;
             let dir = dir.clone().unwrap_or(config.mappings.clone());
-            let (ok, errors) = hub::destinations::check_dir(&dir, &purposes(&config));
+            let (ok, errors) = hub::destinations::check_dir(&dir, &config.vocabulary());
             for e in &errors {
                 println!("{e}");
             }
@@ -85,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let config = load_config(&cli)?;
             let dir = dir.clone().unwrap_or(config.mappings.clone());
-            let (ok, errors) = hub::destinations::check_dir(&dir, &purposes(&config));
+            let (ok, errors) = hub::destinations::check_dir(&dir, &config.vocabulary());
             for e in &errors {
                 eprintln!("{e}");
             }
@@ -160,7 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Erase { subject } => {
             let config = load_config(&cli)?;
-            let (ok, _) = hub::destinations::check_dir(&config.mappings, &purposes(&config));
+            let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
             let names: Vec<String> = ok
                 .iter()
                 .filter(|d| d.mapping.enabled)
@@ -178,7 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Backfill { destination } => {
             let config = load_config(&cli)?;
-            let (ok, _) = hub::destinations::check_dir(&config.mappings, &purposes(&config));
+            let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
             if !ok.iter().any(|d| &d.mapping.name == destination) {
                 bail!("no valid destination named {destination:?}");
             }

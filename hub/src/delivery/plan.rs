@@ -53,6 +53,18 @@ pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectSta
         };
     }
     let brand = dest.mapping.brand.as_deref();
+    // A brand's destination receives only that brand's subjects.
+    if let Some(b) = brand
+        && !crate::event::profile_brands(&subject.profile).contains(&b)
+    {
+        return match held {
+            Some(Held::Sent) => Plan::Withdraw {
+                action: Action::Suppress,
+                missing: vec![format!("brand {b}")],
+            },
+            _ => Plan::Skip("subject is not in the destination's brand"),
+        };
+    }
     let missing: Vec<String> = dest
         .mapping
         .consent

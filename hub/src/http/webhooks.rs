@@ -108,7 +108,7 @@ async fn accept(
         Problem::new(StatusCode::BAD_REQUEST, "Malformed event", e.to_string())
     })?;
     event
-        .validate_with(state.config.purposes.keys())
+        .validate_with(state.config.purposes.keys(), state.config.brands.keys())
         .map_err(|e| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::common::{indexed_keys, merge_profile};
 use super::{IngestItem, IngestOutcome, StoreError};
-use crate::event::EventType;
+use crate::event::{EventType, add_brands};
 
 /// A subject as read for, and written by, a batch.
 #[derive(Debug, Clone)]
@@ -56,6 +56,7 @@ struct SubjectWrite<'a> {
 struct ConsentWrite<'a> {
     subject_id: &'a str,
     purpose: &'a str,
+    brand: &'a str,
     state: &'a str,
     source: &'a str,
     version: i64,
@@ -66,6 +67,7 @@ struct ConsentWrite<'a> {
 struct LedgerWrite {
     subject_id: String,
     purpose: String,
+    brand: String,
     previous_state: Option<String>,
     new_state: String,
     source: String,
@@ -139,14 +141,14 @@ pub(crate) fn plan(
     items: &[IngestItem],
     mut fresh: HashSet<(String, String)>,
     existing: Vec<SubjectRow>,
-    mut consents: HashMap<(String, String), ConsentRow>,
+    mut consents: HashMap<(String, String, String), ConsentRow>,
 ) -> Result<(Vec<IngestOutcome>, BatchWrites), StoreError> {
     let mut subjects: HashMap<(String, String), SubjectRow> = existing
         .into_iter()
         .map(|s| ((s.source.clone(), s.external_id.clone()), s))
         .collect();
     let mut touched: Vec<(String, String)> = Vec::new();
-    let mut touched_consents: Vec<(String, String)> = Vec::new();
+    let mut touched_consents: Vec<(String, String, String)> = Vec::new();
     let mut ledger = Vec::new();
     let mut changes = Vec::new();
     let mut jobs = Vec::new();
@@ -181,6 +183,9 @@ pub(crate) fn plan(
                 }
                 EventType::ConsentUpdated => {}
             }
+            if kind != EventType::ProfileDeleted {
+                add_brands(&mut s.profile, &event.brands);
+            }
             s.version += 1;
             s.last_occurred_at = s.last_occurred_at.max(occurred);
             s.updated_at = now;
@@ -194,6 +199,7 @@ pub(crate) fn plan(
             if kind == EventType::ProfileUpserted {
                 merge_profile(&mut profile, &event.subject);
             }
+            add_brands(&mut profile, &event.brands);
             subjects.insert(
                 key.clone(),
                 SubjectRow {
@@ -219,8 +225,13 @@ pub(crate) fn plan(
             _ => Vec::new(),
         };
         if kind != EventType::ProfileDeleted {
-            for (purpose, state) in &event.consent {
-                let ckey = (subject_id.clone(), purpose.clone());
+            let global = event.consent.iter().map(|(p, st)| ("", p, st));
+            let branded = event
+                .brand_consent
+                .iter()
+                .flat_map(|(b, m)| m.iter().map(move |(p, st)| (b.as_str(), p, st)));
+            for (brand, purpose, state) in global.chain(branded) {
+                let ckey = (subject_id.clone(), purpose.clone(), brand.to_string());
                 let current = consents.get(&ckey);
                 if let Some(c) = current
                     && (c.state == state.as_str() || c.occurred_at > occurred)
@@ -230,6 +241,7 @@ pub(crate) fn plan(
                 ledger.push(LedgerWrite {
                     subject_id: subject_id.clone(),
                     purpose: purpose.clone(),
+                    brand: brand.to_string(),
                     previous_state: current.map(|c| c.state.clone()),
                     new_state: state.as_str().into(),
                     source: item.source.clone(),
@@ -250,7 +262,11 @@ pub(crate) fn plan(
                 if !touched_consents.contains(&ckey) {
                     touched_consents.push(ckey);
                 }
-                attributes.push(format!("consent.{purpose}"));
+                attributes.push(if brand.is_empty() {
+                    format!("consent.{purpose}")
+                } else {
+                    format!("consent.{brand}.{purpose}")
+                });
             }
         }
         changes.push(ChangeWrite {
@@ -306,9 +322,10 @@ pub(crate) fn plan(
     let consent_rows: Vec<ConsentWrite> = touched_consents
         .iter()
         .filter_map(|k| consents.get(k).map(|c| (k, c)))
-        .map(|((subject_id, purpose), c)| ConsentWrite {
+        .map(|((subject_id, purpose, brand), c)| ConsentWrite {
             subject_id,
             purpose,
+            brand,
             state: &c.state,
             source: &c.source,
             version: c.version,
@@ -365,6 +382,7 @@ impl BatchSql {
         let consents = from_json(&[
             ("subject_id", T),
             ("purpose", T),
+            ("brand", T),
             ("state", T),
             ("source", T),
             ("version", I),
@@ -373,6 +391,7 @@ impl BatchSql {
         let ledger = from_json(&[
             ("subject_id", T),
             ("purpose", T),
+            ("brand", T),
             ("previous_state", T),
             ("new_state", T),
             ("source", T),
@@ -402,8 +421,8 @@ impl BatchSql {
                  JOIN subjects sub ON sub.source = k.s AND sub.external_id = k.e ORDER BY sub.id{lock}"
             ),
             load_consents: format!(
-                "SELECT c.subject_id, c.purpose, c.state, c.occurred_at, c.version, c.source \
-                 FROM ({ids}) AS k JOIN consents c ON c.subject_id = k.id AND c.brand = ''"
+                "SELECT c.subject_id, c.purpose, c.brand, c.state, c.occurred_at, c.version, c.source \
+                 FROM ({ids}) AS k JOIN consents c ON c.subject_id = k.id"
             ),
             upsert_subjects: format!(
                 "INSERT INTO subjects (id, source, external_id, user_name, primary_email, profile, version, \
@@ -417,13 +436,13 @@ impl BatchSql {
             ),
             upsert_consents: format!(
                 "INSERT INTO consents (subject_id, purpose, brand, state, source, version, occurred_at) \
-                 SELECT subject_id, purpose, '', state, source, version, occurred_at FROM ({consents}) AS x \
+                 SELECT subject_id, purpose, brand, state, source, version, occurred_at FROM ({consents}) AS x \
                  WHERE true ON CONFLICT (subject_id, purpose, brand) DO UPDATE SET state = excluded.state, \
                  source = excluded.source, version = excluded.version, occurred_at = excluded.occurred_at"
             ),
             insert_ledger: format!(
                 "INSERT INTO consent_ledger (subject_id, purpose, brand, previous_state, new_state, source, \
-                 evidence, occurred_at, recorded_at) SELECT subject_id, purpose, '', previous_state, new_state, \
+                 evidence, occurred_at, recorded_at) SELECT subject_id, purpose, brand, previous_state, new_state, \
                  source, evidence, occurred_at, recorded_at FROM ({ledger}) AS x"
             ),
             insert_changes: format!(

@@ -123,7 +123,7 @@ macro_rules! impl_store {
                         .await?;
                 let ids: Vec<serde_json::Value> =
                     rows.iter().map(|r| serde_json::json!({ "id": r.0 })).collect();
-                let consent_rows: Vec<(String, String, String, i64, i64, String)> =
+                let consent_rows: Vec<(String, String, String, String, i64, i64, String)> =
                     sqlx::query_as(BATCH.load_consents.as_str())
                         .bind(serde_json::to_string(&ids)?)
                         .fetch_all(&mut *tx)
@@ -141,8 +141,8 @@ macro_rules! impl_store {
                 }
                 let consents = consent_rows
                     .into_iter()
-                    .map(|(subject_id, purpose, state, occurred_at, version, source)| {
-                        ((subject_id, purpose), batch::ConsentRow { state, occurred_at, version, source })
+                    .map(|(subject_id, purpose, brand, state, occurred_at, version, source)| {
+                        ((subject_id, purpose, brand), batch::ConsentRow { state, occurred_at, version, source })
                     })
                     .collect();
                 let (outcomes, writes) =
