@@ -17,6 +17,7 @@ backend_tests!(
     updates_coalesce_while_destination_is_down,
     missing_consent_is_suppressed,
     job_survives_sigkill,
+    slow_destination_is_cut_off_at_http_timeout,
 );
 
 fn outcomes(list: &[Value]) -> Vec<String> {
@@ -66,6 +67,7 @@ async fn retries_back_off_until_delivered(backend: Backend) {
     // Gap n lies in [w/2, w] (+ polling slack) with w = base * 2^(n-1).
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
+    eprintln!("retry gaps: {gap1:?}, {gap2:?}");
     let slack = Duration::from_millis(700);
     assert!(gap1 >= base / 2, "first gap {gap1:?} below {:?}", base / 2);
     assert!(gap1 <= base + slack, "first gap {gap1:?} too long");
@@ -271,6 +273,10 @@ async fn job_survives_sigkill(backend: Backend) {
     hub.kill_9();
     hub.restart().await;
     let got = sink.wait_for(2, PATIENCE).await;
+    eprintln!(
+        "redelivery {:?} after the first call",
+        got[1].at - got[0].at
+    );
     assert_eq!(got[1].json()["subject"], subject.as_str());
     got[1].verify(&destination_secret()).unwrap();
     let list = hub
@@ -279,4 +285,43 @@ async fn job_survives_sigkill(backend: Backend) {
         })
         .await;
     assert_eq!(outcomes(&list).last().unwrap(), "delivered", "{list:#?}");
+}
+
+/// `delivery.http_timeout` bounds every call, whatever a mapping's own
+/// `timeout` says; otherwise a call outlives its lease and a second worker
+/// sends the same job concurrently.
+async fn slow_destination_is_cut_off_at_http_timeout(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.script([Reply::Hang(Duration::from_secs(5))]);
+    let hub = TestHub::builder(backend)
+        .delivery("workers", "2")
+        .delivery("lease", "\"3s\"")
+        .delivery("http_timeout", "\"1s\"")
+        .delivery("retry_base", "\"200ms\"")
+        // The mapping allows 5s per call: more than the lease.
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    let reply = hub.send_ok(&profile_event("cust-slow", now_utc())).await;
+    let subject = reply["subject"].as_str().unwrap().to_string();
+    let got = sink.wait_for(2, PATIENCE).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap < Duration::from_millis(2500),
+        "the hung call should be abandoned after http_timeout (1s); retried after {gap:?}"
+    );
+    let list = hub
+        .wait_deliveries(&subject, "delivery", |l| {
+            l.iter().any(|a| a["outcome"] == "delivered")
+        })
+        .await;
+    // Let the hung request's 5 s run out: it must not count as a delivery.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let list2 = hub.deliveries(Some(&subject)).await;
+    assert_eq!(
+        outcomes(&list2),
+        ["retry", "delivered"],
+        "{list:#?} then {list2:#?}"
+    );
+    assert_eq!(sink.received().len(), 2);
 }

@@ -31,7 +31,7 @@ pub struct WebhookConnector {
 }
 
 /// The body a receiver gets.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WebhookEvent {
     #[serde(rename = "type")]
     pub event_type: String,

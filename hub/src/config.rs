@@ -36,6 +36,8 @@ pub struct RawConfig {
     /// Brands a subject can belong to, and destinations and consent be scoped to.
     #[serde(default)]
     pub brands: BTreeMap<String, BrandSettings>,
+    #[serde(default)]
+    pub scim: ScimSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -345,6 +347,8 @@ pub struct Config {
     pub purposes: BTreeMap<String, PurposeSettings>,
     pub privacy: PrivacySettings,
     pub brands: BTreeMap<String, BrandSettings>,
+    /// SCIM client name -> SHA-256 of its bearer token.
+    pub scim_clients: BTreeMap<String, [u8; 32]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -434,6 +438,7 @@ impl RawConfig {
                 }
             },
         };
+        let scim_clients = self.scim.validate(&mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 listen,
@@ -446,6 +451,7 @@ impl RawConfig {
                 purposes: self.consent.purposes,
                 privacy: self.privacy,
                 brands: self.brands,
+                scim_clients,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -465,6 +471,7 @@ impl Default for RawConfig {
             consent: ConsentSettings::default(),
             privacy: PrivacySettings::default(),
             brands: BTreeMap::new(),
+            scim: ScimSettings::default(),
         }
     }
 }
@@ -513,5 +520,52 @@ mod tests {
         assert_eq!(ByteSize::parse("1MiB").unwrap(), ByteSize(1048576));
         assert_eq!(ByteSize::parse("10").unwrap(), ByteSize(10));
         assert!(ByteSize::parse("10 parsecs").is_err());
+    }
+}
+
+/// `[scim.clients.NAME]`: one identity provider each; its name is the
+/// source of every change it makes.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSettings {
+    #[serde(default)]
+    pub clients: BTreeMap<String, ScimClientSettings>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimClientSettings {
+    /// SHA-256 (hex) of the client's bearer token (`hub token new NAME`).
+    pub token_sha256: String,
+}
+
+impl std::fmt::Debug for ScimClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimClientSettings").finish_non_exhaustive()
+    }
+}
+
+impl ScimSettings {
+    fn validate(&self, errors: &mut Vec<String>) -> BTreeMap<String, [u8; 32]> {
+        let mut clients = BTreeMap::new();
+        for (name, c) in &self.clients {
+            if !crate::event::valid_purpose_name(name) {
+                errors.push(format!(
+                    "scim.clients.{name}: a client name must match [a-z0-9_]{{1,64}}"
+                ));
+            }
+            match hex::decode(c.token_sha256.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            {
+                Some(hash) => {
+                    clients.insert(name.clone(), hash);
+                }
+                None => errors.push(format!(
+                    "scim.clients.{name}.token_sha256: expected 64 hex digits"
+                )),
+            }
+        }
+        clients
     }
 }

@@ -383,6 +383,7 @@ impl TestHub {
             }
         }
         cmd.env("HUB_LOG", "info,hub=debug,sqlx=warn");
+        cmd.env("NO_COLOR", "1");
         cmd.arg("--config").arg(&self.config);
         cmd
     }

@@ -236,7 +236,23 @@ impl Engine {
         let items: Vec<DeliveryItem> = part.iter().map(|p| p.item.clone()).collect();
         let started = Instant::now();
         let mut outcomes = match &dest.connector {
-            Some(connector) => connector.send(&self.client, &items).await,
+            // `http_timeout` bounds every call, whatever a mapping's own
+            // timeout says: a call must never outlive its job's lease.
+            Some(connector) => tokio::time::timeout(
+                self.settings.http_timeout,
+                connector.send(&self.client, &items),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                vec![
+                    Outcome::Retry {
+                        status: None,
+                        retry_after: None,
+                        reason: "timed out".into(),
+                    };
+                    items.len()
+                ]
+            }),
             None => Vec::new(),
         };
         let latency_ms = started.elapsed().as_millis() as i64;

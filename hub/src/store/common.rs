@@ -588,7 +588,25 @@ macro_rules! impl_store {
                     .await?;
                 Ok(r.rows_affected())
             }
+
+            async fn scim_list_users(&self, n: &UserNarrowing, offset: i64, limit: Option<i64>) -> Result<(Vec<ScimUserRecord>, i64), StoreError> {
+                self.scim_list_users_in(n, offset, limit).await
+            }
+
+            async fn scim_write_user(&self, w: &ScimUserWrite) -> Result<ScimWriteOutcome<ScimUserRecord>, StoreError> {
+                self.scim_write_user_in(w).await
+            }
+
+            async fn scim_list_groups(&self, n: &GroupNarrowing, offset: i64, limit: Option<i64>, with_members: bool) -> Result<(Vec<ScimGroupRecord>, i64), StoreError> {
+                self.scim_list_groups_in(n, offset, limit, with_members).await
+            }
+
+            async fn scim_write_group(&self, w: &ScimGroupWrite) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError> {
+                self.scim_write_group_in(w).await
+            }
         }
+
+        $crate::store::scim_sql::impl_scim_sql!($store, $db);
     };
 }
 

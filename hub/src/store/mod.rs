@@ -6,11 +6,14 @@ mod batch;
 mod common;
 pub mod models;
 pub mod postgres;
+mod scim_rows;
+mod scim_sql;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 pub use models::*;
+pub use scim_rows::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,6 +110,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops delivery attempts older than `before` (their details may echo PII).
     async fn prune_attempts(&self, before: i64) -> Result<u64, StoreError>;
+
+    // SCIM (SQL in `scim_sql.rs`): every write commits with its change and jobs.
+
+    /// Live SCIM Users in the narrowed set, ordered by id, and their count.
+    async fn scim_list_users(
+        &self,
+        narrowing: &UserNarrowing,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<(Vec<ScimUserRecord>, i64), StoreError>;
+
+    async fn scim_write_user(
+        &self,
+        write: &ScimUserWrite,
+    ) -> Result<ScimWriteOutcome<ScimUserRecord>, StoreError>;
+
+    /// Groups in the narrowed set, ordered by id, and their count.
+    async fn scim_list_groups(
+        &self,
+        narrowing: &GroupNarrowing,
+        offset: i64,
+        limit: Option<i64>,
+        with_members: bool,
+    ) -> Result<(Vec<ScimGroupRecord>, i64), StoreError>;
+
+    /// Also rewrites each affected member's `groups` and queues it.
+    async fn scim_write_group(
+        &self,
+        write: &ScimGroupWrite,
+    ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date.

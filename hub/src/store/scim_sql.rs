@@ -1,0 +1,574 @@
+//! The SQL of the SCIM resources, shared by both backends: `impl_store!`
+//! expands `impl_scim_sql!` once per backend, next to `insert_job`, and the
+//! `Store` methods delegate here. A write commits the resource, a `changes`
+//! row and one delivery job per destination and affected subject together.
+
+pub(crate) type UserRow = (String, String, String, String, i64, i64, i64);
+pub(crate) type GroupRow = (String, String, Option<String>, String, i64, i64, i64);
+
+/// Live SCIM Users.
+macro_rules! users_where {
+    ($extra:literal) => {
+        concat!(
+            "FROM subjects WHERE scim_user_name IS NOT NULL AND deleted_at IS NULL",
+            $extra
+        )
+    };
+}
+
+macro_rules! user_sql {
+    ($extra:literal) => {
+        (
+            concat!(
+                "SELECT id, source, external_id, profile, version, created_at, updated_at ",
+                users_where!($extra),
+                " ORDER BY id LIMIT $2 OFFSET $3"
+            ),
+            concat!("SELECT COUNT(*) ", users_where!($extra)),
+        )
+    };
+}
+
+/// (rows, count) statements per narrowing; `$1` is the narrowing value.
+pub(crate) fn user_statements(
+    narrowing: &super::UserNarrowing,
+) -> (&'static str, &'static str, String) {
+    use super::UserNarrowing as N;
+    match narrowing {
+        N::All => {
+            let (a, b) = user_sql!(" AND $1 = ''");
+            (a, b, String::new())
+        }
+        N::Id(v) => {
+            let (a, b) = user_sql!(" AND id = $1");
+            (a, b, v.clone())
+        }
+        N::UserName(v) => {
+            let (a, b) = user_sql!(" AND scim_user_name = $1");
+            (a, b, v.clone())
+        }
+        N::ExternalId(v) => {
+            let (a, b) = user_sql!(" AND external_id = $1");
+            (a, b, v.clone())
+        }
+        N::Email(v) => {
+            // A superset: the in-memory filter decides. LIKE wildcards in the
+            // value only widen it.
+            let (a, b) = user_sql!(" AND lower(profile) LIKE $1");
+            (a, b, format!("%{v}%"))
+        }
+    }
+}
+
+macro_rules! group_sql {
+    ($extra:literal) => {
+        (
+            concat!(
+                "SELECT id, source, external_id, display_name, version, created_at, updated_at \
+                 FROM scim_groups WHERE true",
+                $extra,
+                " ORDER BY id LIMIT $2 OFFSET $3"
+            ),
+            concat!("SELECT COUNT(*) FROM scim_groups WHERE true", $extra),
+        )
+    };
+}
+
+pub(crate) fn group_statements(
+    narrowing: &super::GroupNarrowing,
+) -> (&'static str, &'static str, String) {
+    use super::GroupNarrowing as N;
+    match narrowing {
+        N::All => {
+            let (a, b) = group_sql!(" AND $1 = ''");
+            (a, b, String::new())
+        }
+        N::Id(v) => {
+            let (a, b) = group_sql!(" AND id = $1");
+            (a, b, v.clone())
+        }
+        N::DisplayName(v) => {
+            let (a, b) = group_sql!(" AND display_name_key = $1");
+            (a, b, v.clone())
+        }
+        N::ExternalId(v) => {
+            let (a, b) = group_sql!(" AND external_id = $1");
+            (a, b, v.clone())
+        }
+    }
+}
+
+pub(crate) fn user_record(row: UserRow) -> Result<super::ScimUserRecord, super::StoreError> {
+    let (id, source, external_id, profile, version, created_at, updated_at) = row;
+    Ok(super::ScimUserRecord {
+        id,
+        source,
+        external_id,
+        profile: serde_json::from_str(&profile)?,
+        version,
+        created_at,
+        updated_at,
+    })
+}
+
+pub(crate) fn group_record(row: GroupRow) -> super::ScimGroupRecord {
+    let (id, source, external_id, display_name, version, created_at, updated_at) = row;
+    super::ScimGroupRecord {
+        id,
+        source,
+        external_id,
+        display_name,
+        version,
+        created_at,
+        updated_at,
+        members: Vec::new(),
+    }
+}
+
+/// The lowercased userName the uniqueness index holds.
+pub(crate) fn user_name_key(profile: &serde_json::Value) -> Option<String> {
+    profile
+        .get("userName")
+        .and_then(|v| v.as_str())
+        .map(str::to_lowercase)
+}
+
+/// What a group lists as a member's `display`.
+pub(crate) fn member_display(profile: &serde_json::Value) -> Option<String> {
+    ["displayName", "userName"]
+        .iter()
+        .find_map(|k| profile.get(*k).and_then(|v| v.as_str()))
+        .map(str::to_owned)
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+macro_rules! impl_scim_sql {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            async fn scim_list_users_in(
+                &self,
+                narrowing: &UserNarrowing,
+                offset: i64,
+                limit: Option<i64>,
+            ) -> Result<(Vec<ScimUserRecord>, i64), StoreError> {
+                use $crate::store::scim_sql as s;
+                let (rows_sql, count_sql, arg) = s::user_statements(narrowing);
+                let (total,): (i64,) = sqlx::query_as(count_sql)
+                    .bind(&arg)
+                    .fetch_one(&self.pool)
+                    .await?;
+                if limit == Some(0) {
+                    return Ok((Vec::new(), total));
+                }
+                let rows: Vec<s::UserRow> = sqlx::query_as(rows_sql)
+                    .bind(&arg)
+                    .bind(limit.unwrap_or(i64::MAX))
+                    .bind(offset.max(0))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let records = rows.into_iter().map(s::user_record).collect::<Result<_, _>>()?;
+                Ok((records, total))
+            }
+
+            async fn scim_user_tx(
+                tx: &mut Tx,
+                id: &str,
+            ) -> Result<Option<ScimUserRecord>, StoreError> {
+                use $crate::store::scim_sql as s;
+                let row: Option<s::UserRow> = sqlx::query_as(
+                    "SELECT id, source, external_id, profile, version, created_at, updated_at \
+                     FROM subjects WHERE scim_user_name IS NOT NULL AND deleted_at IS NULL AND id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.map(s::user_record).transpose()
+            }
+
+            async fn scim_note_change(
+                tx: &mut Tx,
+                subject_id: &str,
+                source: &str,
+                kind: &str,
+                attributes: &[String],
+                destinations: &[String],
+                now: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \
+                     VALUES ($1, $2, $3, NULL, $4, $5, $5)",
+                )
+                .bind(subject_id)
+                .bind(source)
+                .bind(kind)
+                .bind(serde_json::to_string(attributes)?)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                for destination in destinations {
+                    Self::insert_job(tx, destination, subject_id, JobReason::Change, now).await?;
+                }
+                Ok(())
+            }
+
+            async fn scim_write_user_in(
+                &self,
+                w: &ScimUserWrite,
+            ) -> Result<ScimWriteOutcome<ScimUserRecord>, StoreError> {
+                use $crate::store::scim_sql as s;
+                let mut tx = self.begin_write().await?;
+                let key = s::user_name_key(&w.profile);
+                if !matches!(w.op, ScimOp::Delete { .. }) {
+                    let taken: Option<(String,)> = sqlx::query_as(
+                        "SELECT id FROM subjects WHERE scim_user_name = $1 AND deleted_at IS NULL AND id <> $2",
+                    )
+                    .bind(&key)
+                    .bind(&w.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if taken.is_some() {
+                        return Ok(ScimWriteOutcome::Conflict("userName"));
+                    }
+                }
+                let (user_name, primary_email) = $crate::store::common::indexed_keys(&w.profile);
+                let result = match w.op {
+                    ScimOp::Create => sqlx::query(
+                        "INSERT INTO subjects (id, source, external_id, user_name, primary_email, profile, version, \
+                         last_occurred_at, deleted_at, created_at, updated_at, scim_user_name) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, NULL, $7, $7, $8)",
+                    )
+                    .bind(&w.id)
+                    .bind(&w.client)
+                    .bind(&w.external_id)
+                    .bind(&user_name)
+                    .bind(&primary_email)
+                    .bind(w.profile.to_string())
+                    .bind(w.now)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await,
+                    ScimOp::Update { expected_version } => sqlx::query(
+                        "UPDATE subjects SET external_id = $1, user_name = $2, primary_email = $3, profile = $4, \
+                         version = version + 1, last_occurred_at = $5, updated_at = $5, scim_user_name = $6 \
+                         WHERE id = $7 AND version = $8 AND deleted_at IS NULL AND scim_user_name IS NOT NULL",
+                    )
+                    .bind(&w.external_id)
+                    .bind(&user_name)
+                    .bind(&primary_email)
+                    .bind(w.profile.to_string())
+                    .bind(w.now)
+                    .bind(&key)
+                    .bind(&w.id)
+                    .bind(expected_version)
+                    .execute(&mut *tx)
+                    .await,
+                    ScimOp::Delete { expected_version } => sqlx::query(
+                        "UPDATE subjects SET deleted_at = $1, scim_user_name = NULL, external_id = 'deleted:' || id, \
+                         version = version + 1, updated_at = $1 \
+                         WHERE id = $2 AND deleted_at IS NULL AND scim_user_name IS NOT NULL \
+                         AND ($3 < 0 OR version = $3)",
+                    )
+                    .bind(w.now)
+                    .bind(&w.id)
+                    .bind(expected_version.unwrap_or(-1))
+                    .execute(&mut *tx)
+                    .await,
+                };
+                let done = match result {
+                    Ok(r) => r.rows_affected(),
+                    Err(e) if s::is_unique_violation(&e) => {
+                        return Ok(ScimWriteOutcome::Conflict("externalId"));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if done == 0 {
+                    return Ok(match Self::scim_user_tx(&mut tx, &w.id).await? {
+                        None => ScimWriteOutcome::NotFound,
+                        Some(_) => ScimWriteOutcome::VersionMismatch,
+                    });
+                }
+                let kind = if let ScimOp::Delete { .. } = w.op {
+                    // A deleted subject leaves its groups; they change version.
+                    sqlx::query(
+                        "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
+                         WHERE id IN (SELECT group_id FROM scim_group_members WHERE subject_id = $2)",
+                    )
+                    .bind(w.now)
+                    .bind(&w.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM scim_group_members WHERE subject_id = $1")
+                        .bind(&w.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    "profile_deleted"
+                } else {
+                    "profile_upserted"
+                };
+                Self::scim_note_change(&mut tx, &w.id, &w.client, kind, &w.attributes, &w.destinations, w.now)
+                    .await?;
+                let record = match w.op {
+                    ScimOp::Delete { .. } => None,
+                    _ => Self::scim_user_tx(&mut tx, &w.id).await?,
+                };
+                tx.commit().await?;
+                Ok(match record {
+                    Some(r) => ScimWriteOutcome::Done(r),
+                    None => ScimWriteOutcome::Done(ScimUserRecord {
+                        id: w.id.clone(),
+                        source: w.client.clone(),
+                        external_id: w.external_id.clone(),
+                        profile: serde_json::Value::Null,
+                        version: 0,
+                        created_at: w.now,
+                        updated_at: w.now,
+                    }),
+                })
+            }
+
+            async fn scim_group_members_of<'e, E>(
+                executor: E,
+                group_id: &str,
+            ) -> Result<Vec<(String, Option<String>)>, StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                Ok(sqlx::query_as(
+                    "SELECT subject_id, display FROM scim_group_members WHERE group_id = $1 ORDER BY subject_id",
+                )
+                .bind(group_id)
+                .fetch_all(executor)
+                .await?)
+            }
+
+            async fn scim_list_groups_in(
+                &self,
+                narrowing: &GroupNarrowing,
+                offset: i64,
+                limit: Option<i64>,
+                with_members: bool,
+            ) -> Result<(Vec<ScimGroupRecord>, i64), StoreError> {
+                use $crate::store::scim_sql as s;
+                let (rows_sql, count_sql, arg) = s::group_statements(narrowing);
+                let (total,): (i64,) = sqlx::query_as(count_sql)
+                    .bind(&arg)
+                    .fetch_one(&self.pool)
+                    .await?;
+                if limit == Some(0) {
+                    return Ok((Vec::new(), total));
+                }
+                let rows: Vec<s::GroupRow> = sqlx::query_as(rows_sql)
+                    .bind(&arg)
+                    .bind(limit.unwrap_or(i64::MAX))
+                    .bind(offset.max(0))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut g = s::group_record(row);
+                    if with_members {
+                        g.members = Self::scim_group_members_of(&self.pool, &g.id).await?;
+                    }
+                    out.push(g);
+                }
+                Ok((out, total))
+            }
+
+            async fn scim_group_tx(tx: &mut Tx, id: &str) -> Result<Option<ScimGroupRecord>, StoreError> {
+                use $crate::store::scim_sql as s;
+                let row: Option<s::GroupRow> = sqlx::query_as(
+                    "SELECT id, source, external_id, display_name, version, created_at, updated_at \
+                     FROM scim_groups WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let mut g = s::group_record(row);
+                g.members = Self::scim_group_members_of(&mut **tx, id).await?;
+                Ok(Some(g))
+            }
+
+            /// Rewrites a member subject's `groups` attribute from the
+            /// membership table and queues it for every destination.
+            async fn scim_resync_member(
+                tx: &mut Tx,
+                subject_id: &str,
+                client: &str,
+                destinations: &[String],
+                now: i64,
+            ) -> Result<(), StoreError> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT profile FROM subjects WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(subject_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((profile,)) = row else { return Ok(()) };
+                let mut profile: serde_json::Value = serde_json::from_str(&profile)?;
+                let groups: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT g.id, g.display_name FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id \
+                     WHERE m.subject_id = $1 ORDER BY g.display_name_key, g.id",
+                )
+                .bind(subject_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                if let Some(obj) = profile.as_object_mut() {
+                    if groups.is_empty() {
+                        obj.remove("groups");
+                    } else {
+                        let list: Vec<serde_json::Value> = groups
+                            .into_iter()
+                            .map(|(id, display)| serde_json::json!({
+                                "value": id, "display": display, "type": "direct"
+                            }))
+                            .collect();
+                        obj.insert("groups".into(), list.into());
+                    }
+                }
+                sqlx::query(
+                    "UPDATE subjects SET profile = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(profile.to_string())
+                .bind(now)
+                .bind(subject_id)
+                .execute(&mut **tx)
+                .await?;
+                Self::scim_note_change(tx, subject_id, client, "profile_upserted", &["groups".to_string()], destinations, now)
+                    .await
+            }
+
+            async fn scim_write_group_in(
+                &self,
+                w: &ScimGroupWrite,
+            ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError> {
+                use $crate::store::scim_sql as s;
+                let mut tx = self.begin_write().await?;
+                let key = w.display_name.to_lowercase();
+                let before = Self::scim_group_tx(&mut tx, &w.id).await?;
+                match (&w.op, &before) {
+                    (ScimOp::Create, Some(_)) => return Ok(ScimWriteOutcome::Conflict("id")),
+                    (ScimOp::Update { .. } | ScimOp::Delete { .. }, None) => {
+                        return Ok(ScimWriteOutcome::NotFound);
+                    }
+                    (ScimOp::Update { expected_version }, Some(g)) if g.version != *expected_version => {
+                        return Ok(ScimWriteOutcome::VersionMismatch);
+                    }
+                    (ScimOp::Delete { expected_version: Some(v) }, Some(g)) if g.version != *v => {
+                        return Ok(ScimWriteOutcome::VersionMismatch);
+                    }
+                    _ => {}
+                }
+                let old: Vec<String> = before
+                    .as_ref()
+                    .map(|g| g.members.iter().map(|m| m.0.clone()).collect())
+                    .unwrap_or_default();
+                if let ScimOp::Delete { .. } = w.op {
+                    sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1")
+                        .bind(&w.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM scim_groups WHERE id = $1")
+                        .bind(&w.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for subject in &old {
+                        Self::scim_resync_member(&mut tx, subject, &w.client, &w.destinations, w.now).await?;
+                    }
+                    tx.commit().await?;
+                    return Ok(ScimWriteOutcome::Done(before.unwrap_or_else(|| s::group_record(
+                        (w.id.clone(), w.client.clone(), None, w.display_name.clone(), 0, w.now, w.now),
+                    ))));
+                }
+                let taken: Option<(String,)> = sqlx::query_as(
+                    "SELECT id FROM scim_groups WHERE display_name_key = $1 AND id <> $2",
+                )
+                .bind(&key)
+                .bind(&w.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if taken.is_some() {
+                    return Ok(ScimWriteOutcome::Conflict("displayName"));
+                }
+                let result = match w.op {
+                    ScimOp::Create => sqlx::query(
+                        "INSERT INTO scim_groups (id, source, external_id, display_name, display_name_key, version, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+                    )
+                    .bind(&w.id)
+                    .bind(&w.client)
+                    .bind(&w.external_id)
+                    .bind(&w.display_name)
+                    .bind(&key)
+                    .bind(w.now)
+                    .execute(&mut *tx)
+                    .await,
+                    _ => sqlx::query(
+                        "UPDATE scim_groups SET external_id = $1, display_name = $2, display_name_key = $3, \
+                         version = version + 1, updated_at = $4 WHERE id = $5",
+                    )
+                    .bind(&w.external_id)
+                    .bind(&w.display_name)
+                    .bind(&key)
+                    .bind(w.now)
+                    .bind(&w.id)
+                    .execute(&mut *tx)
+                    .await,
+                };
+                match result {
+                    Ok(_) => {}
+                    Err(e) if s::is_unique_violation(&e) => {
+                        return Ok(ScimWriteOutcome::Conflict("displayName"));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let mut new: Vec<String> = w.members.clone();
+                new.sort();
+                new.dedup();
+                let renamed = before.as_ref().is_some_and(|g| g.display_name != w.display_name);
+                let mut affected: Vec<String> = Vec::new();
+                for subject in &old {
+                    if new.binary_search(subject).is_err() {
+                        sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1 AND subject_id = $2")
+                            .bind(&w.id)
+                            .bind(subject)
+                            .execute(&mut *tx)
+                            .await?;
+                        affected.push(subject.clone());
+                    } else if renamed {
+                        affected.push(subject.clone());
+                    }
+                }
+                for subject in &new {
+                    if old.contains(subject) {
+                        continue;
+                    }
+                    let Some(user) = Self::scim_user_tx(&mut tx, subject).await? else {
+                        return Ok(ScimWriteOutcome::UnknownMember(subject.clone()));
+                    };
+                    sqlx::query("INSERT INTO scim_group_members (group_id, subject_id, display) VALUES ($1, $2, $3)")
+                        .bind(&w.id)
+                        .bind(subject)
+                        .bind(s::member_display(&user.profile))
+                        .execute(&mut *tx)
+                        .await?;
+                    affected.push(subject.clone());
+                }
+                for subject in &affected {
+                    Self::scim_resync_member(&mut tx, subject, &w.client, &w.destinations, w.now).await?;
+                }
+                let record = Self::scim_group_tx(&mut tx, &w.id).await?;
+                tx.commit().await?;
+                Ok(match record {
+                    Some(g) => ScimWriteOutcome::Done(g),
+                    None => ScimWriteOutcome::NotFound,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_scim_sql;
