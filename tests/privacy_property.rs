@@ -427,12 +427,11 @@ async fn a_retry_uses_the_consent_state_of_its_own_moment() {
     model.consent.insert((2, "marketing_email", ""), false);
     w.sink.down.lock().unwrap().clear();
     w.deliver(&model, 20).await;
-    let log = w.sink.log.lock().unwrap();
+    let mkt_got_data = w.sink.log.lock().unwrap().iter().any(|(d, _)| d == "mkt");
     assert!(
-        log.iter().all(|(d, _)| d != "mkt"),
+        !mkt_got_data,
         "the retry sent nothing: consent is now denied"
     );
-    drop(log);
     let attempts = w.store.attempts(None, 100).await.unwrap();
     let last_mkt = attempts.iter().find(|a| a.destination == "mkt").unwrap();
     assert_eq!(last_mkt.outcome, "suppressed");
