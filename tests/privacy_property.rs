@@ -38,7 +38,8 @@ enum Op {
         brand: bool,
         granted: bool,
     },
-    Erase(usize),
+    /// By `hub erase` / the admin API, or by a `profile.deleted` event.
+    Erase(usize, bool),
     Outage {
         dest: usize,
         down: bool,
@@ -51,7 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..SUBJECTS).prop_map(Op::Upsert),
         4 => (0..SUBJECTS, 0..2usize, any::<bool>(), any::<bool>())
             .prop_map(|(subject, purpose, brand, granted)| Op::Consent { subject, purpose, brand, granted }),
-        1 => (0..SUBJECTS).prop_map(Op::Erase),
+        1 => (0..SUBJECTS, any::<bool>()).prop_map(|(s, by_event)| Op::Erase(s, by_event)),
         1 => (0..3usize, any::<bool>()).prop_map(|(dest, down)| Op::Outage { dest, down }),
         4 => Just(Op::Deliver),
     ]
@@ -295,14 +296,20 @@ async fn run(ops: Vec<Op>) {
                 let brand = if brand { "acme" } else { "" };
                 model.consent.insert((subject, purpose, brand), granted);
             }
-            Op::Erase(s) => {
-                if let Some(id) = model.ids.remove(&s) {
-                    assert!(
-                        w.store
-                            .request_erasure(&id, &w.names, store::now_ms())
-                            .await
-                            .unwrap()
-                    );
+            Op::Erase(s, by_event) => {
+                if let Some(id) = model.ids.get(&s).cloned() {
+                    if by_event {
+                        w.ingest(&mut model, s, json!({"type": "profile.deleted"}))
+                            .await;
+                    } else {
+                        assert!(
+                            w.store
+                                .request_erasure(&id, &w.names, store::now_ms())
+                                .await
+                                .unwrap()
+                        );
+                    }
+                    model.ids.remove(&s);
                     model.erased.push(id);
                     // A new profile for this customer would be a new subject.
                     model.consent.retain(|k, _| k.0 != s);

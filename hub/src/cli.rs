@@ -56,6 +56,9 @@ pub enum Command {
     },
     /// Measure webhooks in to deliveries out against a local sink.
     Bench(crate::demo::bench::BenchArgs),
+    /// SCIM client tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,4 +104,25 @@ pub enum ConsentCommand {
         /// Hub id or SOURCE:externalId.
         subject: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random bearer token for SCIM client NAME and the
+    /// `hub.toml` lines holding its SHA-256.
+    New { name: String },
+}
+
+/// A random token and the config lines for it (only the hash is kept).
+pub fn new_scim_token(name: &str) -> (String, String) {
+    use rand::RngCore;
+    use sha2::{Digest, Sha256};
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    (
+        token,
+        format!("[scim.clients.{name}]\ntoken_sha256 = \"{hash}\""),
+    )
 }

@@ -24,6 +24,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod scim_model;
 pub mod store;
 
 use std::sync::Arc;

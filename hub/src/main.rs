@@ -55,6 +55,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => hub::demo::run().await,
+        Command::Token(hub::cli::TokenCommand::New { name }) => {
+            let (token, lines) = hub::cli::new_scim_token(name);
+            println!("token (give it to the identity provider; it is not stored): {token}");
+            println!("add to hub.toml:\n{lines}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => hub::demo::bench::run(args.clone())
             .await
             .map(|_| ExitCode::SUCCESS),

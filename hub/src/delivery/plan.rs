@@ -32,15 +32,9 @@ pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectSta
         return Plan::Skip("subject not found");
     };
     let held = subject.received.get(&dest.mapping.name).copied();
-    if subject.erasing {
-        return match held {
-            Some(Held::Sent | Held::Withdrawn) => Plan::Send(Action::Delete),
-            Some(Held::Deleted) => Plan::Skip("erased; already deleted here"),
-            None => Plan::Skip("erased; never sent to this destination"),
-        };
-    }
-    if subject.deleted {
-        // Only a destination that ever received the subject has anything to delete.
+    if subject.deleted || subject.erasing {
+        // Only a destination that ever received the subject has anything to
+        // delete; `on_delete` says how (an erasure waits for it).
         return match (held, dest.mapping.on_delete) {
             (None, _) => Plan::Skip("subject deleted; never sent to this destination"),
             (Some(Held::Deleted), _) => Plan::Skip("subject deleted; already deleted here"),

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod health;
 pub mod problem;
+pub mod scim;
 pub mod webhooks;
 
 use axum::extract::{MatchedPath, Request};
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(webhooks::router())
         .merge(admin::router())
         .merge(health::router())
+        .merge(scim::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", None) })
         .layer(
             // The matched route, never the raw URI: query strings can hold PII.

@@ -15,7 +15,10 @@ pub struct GroupInput {
 
 pub fn from_body(body: &Value) -> Result<GroupInput, ScimError> {
     if !body.is_object() {
-        return Err(ScimError::bad(ScimType::InvalidSyntax, "a Group must be a JSON object"));
+        return Err(ScimError::bad(
+            ScimType::InvalidSyntax,
+            "a Group must be a JSON object",
+        ));
     }
     let display_name = match super::get_ci(body, "displayName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -37,7 +40,11 @@ pub fn from_body(body: &Value) -> Result<GroupInput, ScimError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(ScimError::invalid_value("members must be an array")),
     };
-    Ok(GroupInput { display_name, external_id, members })
+    Ok(GroupInput {
+        display_name,
+        external_id,
+        members,
+    })
 }
 
 /// The group's writable attributes, for PATCH to start from.
@@ -51,7 +58,8 @@ pub fn attributes(record: &ScimGroupRecord, base: &str) -> Map<String, Value> {
         .members
         .iter()
         .map(|(id, display)| {
-            let mut m = json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" });
+            let mut m =
+                json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" });
             if let Some(d) = display {
                 m["display"] = d.clone().into();
             }
@@ -68,7 +76,13 @@ pub fn render(record: &ScimGroupRecord, base: &str) -> Value {
     out.insert("id".into(), record.id.clone().into());
     out.insert(
         "meta".into(),
-        super::meta("Group", record.created_at, record.updated_at, record.version, format!("{base}/Groups/{}", record.id)),
+        super::meta(
+            "Group",
+            record.created_at,
+            record.updated_at,
+            record.version,
+            format!("{base}/Groups/{}", record.id),
+        ),
     );
     Value::Object(out)
 }

@@ -40,7 +40,13 @@ pub fn etag(version: i64) -> String {
 }
 
 /// The `meta` object of a resource.
-pub(crate) fn meta(kind: &str, created: i64, modified: i64, version: i64, location: String) -> serde_json::Value {
+pub(crate) fn meta(
+    kind: &str,
+    created: i64,
+    modified: i64,
+    version: i64,
+    location: String,
+) -> serde_json::Value {
     serde_json::json!({
         "resourceType": kind,
         "created": timestamp(created),

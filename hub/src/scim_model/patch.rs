@@ -30,14 +30,24 @@ pub struct PatchOp {
 pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
     let ops = super::get_ci(body, "Operations")
         .and_then(Value::as_array)
-        .ok_or_else(|| ScimError::bad(ScimType::InvalidSyntax, "a PatchOp needs an Operations array"))?;
+        .ok_or_else(|| {
+            ScimError::bad(
+                ScimType::InvalidSyntax,
+                "a PatchOp needs an Operations array",
+            )
+        })?;
     if ops.is_empty() {
-        return Err(ScimError::bad(ScimType::InvalidSyntax, "Operations is empty"));
+        return Err(ScimError::bad(
+            ScimType::InvalidSyntax,
+            "Operations is empty",
+        ));
     }
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
-            let name = super::get_ci(op, "op").and_then(Value::as_str).unwrap_or_default();
+            let name = super::get_ci(op, "op")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let kind = match name.to_ascii_lowercase().as_str() {
                 "add" => PatchKind::Add,
                 "replace" => PatchKind::Replace,
@@ -53,7 +63,11 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
                 None | Some(Value::Null) => None,
                 Some(Value::String(p)) if p.trim().is_empty() => None,
                 Some(Value::String(p)) => Some(p.trim().to_string()),
-                Some(_) => return Err(ScimError::invalid_path(format!("Operations[{i}].path must be a string"))),
+                Some(_) => {
+                    return Err(ScimError::invalid_path(format!(
+                        "Operations[{i}].path must be a string"
+                    )));
+                }
             };
             let value = super::get_ci(op, "value").cloned();
             Ok(PatchOp { kind, path, value })
@@ -71,21 +85,39 @@ pub fn apply(
     let mut touched = Vec::new();
     for op in ops {
         match &op.path {
-            Some(path) => apply_path(resource, op.kind, path, op.value.as_ref(), schema, &mut touched)?,
+            Some(path) => apply_path(
+                resource,
+                op.kind,
+                path,
+                op.value.as_ref(),
+                schema,
+                &mut touched,
+            )?,
             None => {
                 if op.kind == PatchKind::Remove {
                     return Err(ScimError::bad(ScimType::NoTarget, "remove needs a path"));
                 }
                 let Some(Value::Object(values)) = &op.value else {
-                    return Err(ScimError::invalid_value("an operation without a path needs an object value"));
+                    return Err(ScimError::invalid_value(
+                        "an operation without a path needs an object value",
+                    ));
                 };
                 for (key, value) in values {
                     if let Some(urn) = schema.extension(key) {
                         let Value::Object(inner) = value else {
-                            return Err(ScimError::invalid_value(format!("{urn} must be an object")));
+                            return Err(ScimError::invalid_value(format!(
+                                "{urn} must be an object"
+                            )));
                         };
                         for (k, v) in inner {
-                            apply_path(resource, op.kind, &format!("{urn}:{k}"), Some(v), schema, &mut touched)?;
+                            apply_path(
+                                resource,
+                                op.kind,
+                                &format!("{urn}:{k}"),
+                                Some(v),
+                                schema,
+                                &mut touched,
+                            )?;
                         }
                     } else if key.eq_ignore_ascii_case("schemas") || schema.is_read_only(key) {
                         // Okta sends the group's id along with a rename: ignore readOnly here.
@@ -110,17 +142,37 @@ struct Target {
 
 fn resolve(path: &str, schema: &ResourceSchema) -> Result<Target, ScimError> {
     if let Some(urn) = schema.extension(path) {
-        return Ok(Target { container: None, name: urn.to_string(), sub: None, filter: None });
+        return Ok(Target {
+            container: None,
+            name: urn.to_string(),
+            sub: None,
+            filter: None,
+        });
     }
-    let vp = scim::parse_value_path(path).map_err(|e| ScimError::invalid_path(format!("path {e}")))?;
+    let vp =
+        scim::parse_value_path(path).map_err(|e| ScimError::invalid_path(format!("path {e}")))?;
     let container = match &vp.attr.schema {
         None => None,
         Some(urn) if schema.is_core(urn) => None,
-        Some(urn) => Some(schema.extension(urn).map(str::to_string).unwrap_or_else(|| urn.clone())),
+        Some(urn) => Some(
+            schema
+                .extension(urn)
+                .map(str::to_string)
+                .unwrap_or_else(|| urn.clone()),
+        ),
     };
     let name = schema.canonical(&vp.attr.name);
-    let sub = vp.attr.sub_attr.or(vp.sub_attr).map(|s| schema.canonical(&s));
-    Ok(Target { container, name, sub, filter: vp.filter })
+    let sub = vp
+        .attr
+        .sub_attr
+        .or(vp.sub_attr)
+        .map(|s| schema.canonical(&s));
+    Ok(Target {
+        container,
+        name,
+        sub,
+        filter: vp.filter,
+    })
 }
 
 fn apply_path(
@@ -137,10 +189,15 @@ fn apply_path(
         return Ok(());
     }
     if target.container.is_none() && schema.is_read_only(&target.name) {
-        return Err(ScimError::bad(ScimType::Mutability, format!("{} is readOnly", target.name)));
+        return Err(ScimError::bad(
+            ScimType::Mutability,
+            format!("{} is readOnly", target.name),
+        ));
     }
     if kind != PatchKind::Remove && value.is_none() {
-        return Err(ScimError::invalid_value(format!("{kind:?} of {path} needs a value")));
+        return Err(ScimError::invalid_value(format!(
+            "{kind:?} of {path} needs a value"
+        )));
     }
     // A null value unassigns the attribute.
     let (kind, value) = match value {
@@ -161,7 +218,9 @@ fn apply_path(
             if kind == PatchKind::Remove && !resource.contains_key(&key) {
                 return Ok(());
             }
-            let slot = resource.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            let slot = resource
+                .entry(key)
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -210,11 +269,17 @@ fn apply_plain(
     }
     let multi = schema.is_multi_valued(key);
     match (kind, value) {
-        (PatchKind::Remove, Some(Value::Array(gone))) if container.get(key).is_some_and(Value::is_array) => {
+        (PatchKind::Remove, Some(Value::Array(gone)))
+            if container.get(key).is_some_and(Value::is_array) =>
+        {
             // Entra: `{"op":"Remove","path":"members","value":[{"value":"ID"}]}`.
-            let ids: Vec<&Value> = gone.iter().filter_map(|g| super::get_ci(g, "value")).collect();
+            let ids: Vec<&Value> = gone
+                .iter()
+                .filter_map(|g| super::get_ci(g, "value"))
+                .collect();
             if let Some(Value::Array(items)) = container.get_mut(key) {
-                items.retain(|item| !super::get_ci(item, "value").is_some_and(|v| ids.contains(&v)));
+                items
+                    .retain(|item| !super::get_ci(item, "value").is_some_and(|v| ids.contains(&v)));
             }
         }
         (PatchKind::Remove, _) => {
@@ -225,14 +290,17 @@ fn apply_plain(
                 Value::Array(items) => items.clone(),
                 other => vec![other.clone()],
             };
-            let slot = container.entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+            let slot = container
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
             if !slot.is_array() {
                 *slot = Value::Array(Vec::new());
             }
             let items = slot.as_array_mut().expect("an array");
             for item in new {
                 let same_value = |x: &Value| {
-                    super::get_ci(&item, "value").is_some_and(|v| super::get_ci(x, "value") == Some(v))
+                    super::get_ci(&item, "value")
+                        .is_some_and(|v| super::get_ci(x, "value") == Some(v))
                         && super::get_ci(&item, "type") == super::get_ci(x, "type")
                 };
                 if let Some(existing) = items.iter_mut().find(|x| **x == item || same_value(x)) {
@@ -249,7 +317,10 @@ fn apply_plain(
         }
         (_, Some(Value::Object(fields))) if container.get(key).is_some_and(Value::is_object) => {
             // A complex attribute: the given sub-attributes replace, the rest stay.
-            let obj = container.get_mut(key).and_then(Value::as_object_mut).expect("an object");
+            let obj = container
+                .get_mut(key)
+                .and_then(Value::as_object_mut)
+                .expect("an object");
             merge(obj, fields);
         }
         (_, Some(v)) => {
@@ -276,7 +347,11 @@ fn apply_filtered(
             .map(|(i, _)| i)
             .collect(),
         Some(Value::Null) | None => Vec::new(),
-        Some(_) => return Err(ScimError::invalid_path(format!("{key} is not multi-valued"))),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!(
+                "{key} is not multi-valued"
+            )));
+        }
     };
     if matched.is_empty() {
         if kind == PatchKind::Remove {
@@ -286,7 +361,10 @@ fn apply_filtered(
         // Entra replaces `emails[type eq "work"].value` on users without one:
         // build the element from the filter's `eq` terms.
         let Some(terms) = eq_terms(filter) else {
-            return Err(ScimError::bad(ScimType::NoTarget, format!("no {key} value matches the filter")));
+            return Err(ScimError::bad(
+                ScimType::NoTarget,
+                format!("no {key} value matches the filter"),
+            ));
         };
         let mut item = Map::new();
         for (k, v) in terms {
@@ -297,13 +375,21 @@ fn apply_filtered(
                 item.insert(sub.to_string(), v.clone());
             }
             (None, Some(Value::Object(fields))) => merge(&mut item, fields),
-            _ => return Err(ScimError::invalid_value(format!("a value for {key} must be an object"))),
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "a value for {key} must be an object"
+                )));
+            }
         }
-        let slot = container.entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+        let slot = container
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()));
         if !slot.is_array() {
             *slot = Value::Array(Vec::new());
         }
-        slot.as_array_mut().expect("an array").push(Value::Object(item));
+        slot.as_array_mut()
+            .expect("an array")
+            .push(Value::Object(item));
         return Ok(());
     }
     let Some(Value::Array(items)) = container.get_mut(key) else {
@@ -327,7 +413,9 @@ fn apply_filtered(
         }
         (None, _) => {
             let Some(Value::Object(fields)) = value else {
-                return Err(ScimError::invalid_value(format!("a value for {key}[...] must be an object")));
+                return Err(ScimError::invalid_value(format!(
+                    "a value for {key}[...] must be an object"
+                )));
             };
             for &i in &matched {
                 if let Some(obj) = items[i].as_object_mut() {
@@ -383,9 +471,11 @@ pub(crate) fn key_of(map: &Map<String, Value>, name: &str) -> String {
 /// `a eq x and b eq y` as [(a, x), (b, y)]; None for any other shape.
 fn eq_terms(filter: &Filter) -> Option<Vec<(String, Value)>> {
     match filter {
-        Filter::Compare { path, op: CompareOp::Eq, value }
-            if path.schema.is_none() && path.sub_attr.is_none() && !value.is_null() =>
-        {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value,
+        } if path.schema.is_none() && path.sub_attr.is_none() && !value.is_null() => {
             Some(vec![(path.name.clone(), value.clone())])
         }
         Filter::And(l, r) => {

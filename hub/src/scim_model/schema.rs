@@ -23,17 +23,62 @@ pub static USER: ResourceSchema = ResourceSchema {
     extensions: &[ENTERPRISE_URN, SYNCD_URN],
     read_only: &["id", "meta", "groups"],
     multi_valued: &[
-        "emails", "phoneNumbers", "ims", "photos", "addresses", "groups", "entitlements", "roles",
+        "emails",
+        "phoneNumbers",
+        "ims",
+        "photos",
+        "addresses",
+        "groups",
+        "entitlements",
+        "roles",
         "x509Certificates",
     ],
     names: &[
-        "userName", "name", "displayName", "nickName", "profileUrl", "title", "userType",
-        "preferredLanguage", "locale", "timezone", "active", "password", "emails", "phoneNumbers",
-        "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
-        "externalId", "formatted", "familyName", "givenName", "middleName", "honorificPrefix",
-        "honorificSuffix", "value", "display", "type", "primary", "streetAddress", "locality",
-        "region", "postalCode", "country", "employeeNumber", "costCenter", "organization",
-        "division", "department", "manager", "consent", "attributes",
+        "userName",
+        "name",
+        "displayName",
+        "nickName",
+        "profileUrl",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+        "active",
+        "password",
+        "emails",
+        "phoneNumbers",
+        "ims",
+        "photos",
+        "addresses",
+        "groups",
+        "entitlements",
+        "roles",
+        "x509Certificates",
+        "externalId",
+        "formatted",
+        "familyName",
+        "givenName",
+        "middleName",
+        "honorificPrefix",
+        "honorificSuffix",
+        "value",
+        "display",
+        "type",
+        "primary",
+        "streetAddress",
+        "locality",
+        "region",
+        "postalCode",
+        "country",
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+        "manager",
+        "consent",
+        "attributes",
     ],
 };
 
@@ -42,7 +87,14 @@ pub static GROUP: ResourceSchema = ResourceSchema {
     extensions: &[],
     read_only: &["id", "meta"],
     multi_valued: &["members"],
-    names: &["displayName", "members", "externalId", "value", "display", "type"],
+    names: &[
+        "displayName",
+        "members",
+        "externalId",
+        "value",
+        "display",
+        "type",
+    ],
 };
 
 impl ResourceSchema {
@@ -52,9 +104,9 @@ impl ResourceSchema {
         self.extensions.iter().copied().find(|urn| {
             urn.eq_ignore_ascii_case(name)
                 || (name.len() + 1 == urn.len()
-                    && urn.rsplit_once(':').is_some_and(|(a, b)| {
-                        name.eq_ignore_ascii_case(&format!("{a}{b}"))
-                    }))
+                    && urn
+                        .rsplit_once(':')
+                        .is_some_and(|(a, b)| name.eq_ignore_ascii_case(&format!("{a}{b}"))))
         })
     }
 
@@ -76,6 +128,8 @@ impl ResourceSchema {
     }
 
     pub fn is_multi_valued(&self, name: &str) -> bool {
-        self.multi_valued.iter().any(|n| n.eq_ignore_ascii_case(name))
+        self.multi_valued
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
     }
 }

@@ -12,7 +12,10 @@ use crate::store::ScimUserRecord;
 /// nulls (unassigned); names take their canonical spelling.
 pub fn from_body(body: &Value) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(input) = body else {
-        return Err(ScimError::bad(super::ScimType::InvalidSyntax, "a User must be a JSON object"));
+        return Err(ScimError::bad(
+            super::ScimType::InvalidSyntax,
+            "a User must be a JSON object",
+        ));
     };
     let mut out = Map::new();
     for (k, v) in input {
@@ -27,7 +30,12 @@ pub fn from_body(body: &Value) -> Result<Map<String, Value>, ScimError> {
             None => USER.canonical(k),
         };
         let v = match v {
-            Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             other => other.clone(),
         };
         out.insert(key, v);
@@ -49,7 +57,9 @@ pub fn normalize(user: &mut Map<String, Value>) -> Result<(), ScimError> {
     }
     for attr in USER.multi_valued {
         let key = key_of(user, attr);
-        let Some(slot) = user.get_mut(&key) else { continue };
+        let Some(slot) = user.get_mut(&key) else {
+            continue;
+        };
         if slot.is_object() {
             *slot = Value::Array(vec![slot.take()]);
         }
@@ -82,7 +92,11 @@ pub fn normalize(user: &mut Map<String, Value>) -> Result<(), ScimError> {
     }
     match user.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
-        Some(_) => return Err(ScimError::invalid_value("userName must be a non-empty string")),
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "userName must be a non-empty string",
+            ));
+        }
         None => return Err(ScimError::invalid_value("userName is required")),
     }
     if let Some(v) = user.get("externalId")
@@ -128,7 +142,13 @@ pub fn render(record: &ScimUserRecord, base: &str) -> Value {
     out.insert("id".into(), record.id.clone().into());
     out.insert(
         "meta".into(),
-        super::meta("User", record.created_at, record.updated_at, record.version, format!("{base}/Users/{}", record.id)),
+        super::meta(
+            "User",
+            record.created_at,
+            record.updated_at,
+            record.version,
+            format!("{base}/Users/{}", record.id),
+        ),
     );
     Value::Object(out)
 }

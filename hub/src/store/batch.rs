@@ -24,6 +24,7 @@ pub(crate) struct SubjectRow {
     pub version: i64,
     pub last_occurred_at: i64,
     pub deleted_at: Option<i64>,
+    pub erase_requested_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -48,6 +49,7 @@ struct SubjectWrite<'a> {
     version: i64,
     last_occurred_at: i64,
     deleted_at: Option<i64>,
+    erase_requested_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -148,6 +150,7 @@ pub(crate) fn plan(
         .map(|s| ((s.source.clone(), s.external_id.clone()), s))
         .collect();
     let mut touched: Vec<(String, String)> = Vec::new();
+    let mut erased: Vec<SubjectRow> = Vec::new();
     let mut touched_consents: Vec<(String, String, String)> = Vec::new();
     let mut ledger = Vec::new();
     let mut changes = Vec::new();
@@ -176,7 +179,11 @@ pub(crate) fn plan(
                 continue;
             }
             match kind {
-                EventType::ProfileDeleted => s.deleted_at = Some(now),
+                // A deleted profile is erased: see `detach` below.
+                EventType::ProfileDeleted => {
+                    s.deleted_at = Some(now);
+                    s.erase_requested_at = Some(now);
+                }
                 EventType::ProfileUpserted => {
                     merge_profile(&mut s.profile, &event.subject);
                     s.deleted_at = None;
@@ -210,12 +217,20 @@ pub(crate) fn plan(
                     version: 1,
                     last_occurred_at: occurred,
                     deleted_at: None,
+                    erase_requested_at: None,
                     created_at: now,
                     updated_at: now,
                 },
             );
         }
         let subject_id = subjects[&key].id.clone();
+        if kind == EventType::ProfileDeleted {
+            // Detach the source's id: a later event for it makes a new subject.
+            if let Some(mut row) = subjects.remove(&key) {
+                row.external_id = format!("erased:{}", row.id);
+                erased.push(row);
+            }
+        }
         if !touched.contains(&key) {
             touched.push(key);
         }
@@ -301,6 +316,7 @@ pub(crate) fn plan(
     let subject_rows: Vec<SubjectWrite> = touched
         .iter()
         .filter_map(|k| subjects.get(k))
+        .chain(erased.iter())
         .map(|s| {
             let profile = Value::Object(s.profile.clone());
             let (user_name, primary_email) = indexed_keys(&profile);
@@ -314,6 +330,7 @@ pub(crate) fn plan(
                 version: s.version,
                 last_occurred_at: s.last_occurred_at,
                 deleted_at: s.deleted_at,
+                erase_requested_at: s.erase_requested_at,
                 created_at: s.created_at,
                 updated_at: s.updated_at,
             }
@@ -376,6 +393,7 @@ impl BatchSql {
             ("version", I),
             ("last_occurred_at", I),
             ("deleted_at", I),
+            ("erase_requested_at", I),
             ("created_at", I),
             ("updated_at", I),
         ]);
@@ -426,10 +444,11 @@ impl BatchSql {
             ),
             upsert_subjects: format!(
                 "INSERT INTO subjects (id, source, external_id, user_name, primary_email, profile, version, \
-                 last_occurred_at, deleted_at, created_at, updated_at) \
+                 last_occurred_at, deleted_at, erase_requested_at, created_at, updated_at) \
                  SELECT id, source, external_id, user_name, primary_email, profile, version, last_occurred_at, \
-                 deleted_at, created_at, updated_at FROM ({subjects}) AS x WHERE true \
+                 deleted_at, erase_requested_at, created_at, updated_at FROM ({subjects}) AS x WHERE true \
                  ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, \
+                 external_id = excluded.external_id, erase_requested_at = excluded.erase_requested_at, \
                  primary_email = excluded.primary_email, profile = excluded.profile, version = excluded.version, \
                  last_occurred_at = excluded.last_occurred_at, deleted_at = excluded.deleted_at, \
                  updated_at = excluded.updated_at"

@@ -136,6 +136,7 @@ macro_rules! impl_store {
                     };
                     existing.push(batch::SubjectRow {
                         id, source, external_id, profile, version, last_occurred_at, deleted_at, created_at,
+                        erase_requested_at: None,
                         updated_at: created_at,
                     });
                 }
@@ -529,14 +530,16 @@ macro_rules! impl_store {
                     .bind(&id)
                     .fetch_all(&self.pool)
                     .await?;
+                    // Deleted, or suppressed where `on_delete: suppress` asks for
+                    // that: either way the destination no longer processes the data.
                     let confirmed: Vec<(String, i64)> = held
                         .iter()
-                        .filter(|h| h.1 == "deleted")
+                        .filter(|h| h.1 != "sent")
                         .map(|h| (h.0.clone(), h.2))
                         .collect();
                     let unconfirmed: Vec<String> = held
                         .iter()
-                        .filter(|h| h.1 != "deleted")
+                        .filter(|h| h.1 == "sent")
                         .map(|h| h.0.clone())
                         .collect();
                     if !unconfirmed.is_empty() && now < requested_at + deadline_ms {

@@ -1,0 +1,97 @@
+//! `/scim/v2/...`: the SCIM 2.0 service provider (RFC 7644). One file per
+//! resource (`users.rs`, `groups.rs`, `discovery.rs`); `auth.rs` checks the
+//! client's bearer token, `error.rs` renders errors and `application/scim+json`.
+
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod groups;
+pub mod users;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::AppState;
+use crate::scim_model::{ScimError, ScimType};
+pub use error::ScimResponse;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub fn router() -> axum::Router<AppState> {
+    let scim = axum::Router::new()
+        .merge(users::router())
+        .merge(groups::router())
+        .merge(discovery::router())
+        .fallback(|| async { ScimError::NotFound("no such SCIM endpoint".into()) });
+    axum::Router::new().nest("/scim/v2", scim)
+}
+
+/// Reads a JSON body (`application/scim+json` or `application/json`).
+pub async fn json_body(body: Body) -> Result<serde_json::Value, ScimError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ScimError::TooLarge(format!("the body limit is {MAX_BODY} bytes")))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ScimError::bad(
+            ScimType::InvalidSyntax,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// The decoded query string.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// `http(s)://host/scim/v2`, for `meta.location` and `Location`.
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}/scim/v2")
+}
+
+/// Whether an `If-Match` / `If-None-Match` list names `version` (or `*`).
+fn names_version(value: &HeaderValue, version: i64) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    text.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == version.to_string()
+    })
+}
+
+/// 412 unless `If-Match` is absent or names the current version.
+pub fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), ScimError> {
+    match headers.get(header::IF_MATCH) {
+        Some(v) if !names_version(v, version) => Err(ScimError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+/// True when `If-None-Match` names the current version (GET answers 304).
+pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| names_version(v, version))
+}
+
+/// Rings the delivery workers after a commit.
+pub fn wake(state: &AppState) {
+    state.wake.notify_waiters();
+    state.wake.notify_one();
+}
+
+pub fn status_only(status: StatusCode) -> ScimResponse {
+    ScimResponse::new(status, None)
+}
