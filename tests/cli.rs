@@ -10,6 +10,7 @@ use common::*;
 backend_tests!(
     hot_reload_keeps_good_mapping_and_picks_up_edits,
     sigterm_exits_zero_promptly,
+    sigterm_finishes_in_flight_delivery,
 );
 
 fn broken(yaml: &str) -> String {
@@ -139,4 +140,30 @@ async fn sigterm_exits_zero_promptly(backend: Backend) {
         "clean stop logged\n{}",
         hub.log_text()
     );
+}
+
+/// A delivery in flight when SIGTERM arrives completes and is recorded.
+async fn sigterm_finishes_in_flight_delivery(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.script([Reply::Hang(Duration::from_millis(1500))]);
+    let mut hub = TestHub::builder(backend)
+        .delivery("http_timeout", "\"5s\"")
+        .delivery("lease", "\"10s\"")
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    let reply = hub.send_ok(&profile_event("cust-drain", now_utc())).await;
+    let subject = reply["subject"].as_str().unwrap().to_string();
+    sink.wait_for(1, PATIENCE).await;
+    let status = hub.terminate(Duration::from_secs(10)).await;
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        hub.log_text()
+    );
+    // The hub is gone; its last attempt is on record.
+    let list = hub.deliveries(Some(&subject)).await;
+    assert_eq!(list.len(), 1, "{list:#?}\n{}", hub.log_text());
+    assert_eq!(list[0]["outcome"], "delivered", "{list:#?}");
+    assert_eq!(sink.received().len(), 1);
 }

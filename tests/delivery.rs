@@ -325,3 +325,42 @@ async fn slow_destination_is_cut_off_at_http_timeout(backend: Backend) {
     );
     assert_eq!(sink.received().len(), 2);
 }
+
+/// Several hubs on one PostgreSQL share the queue: every job goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_share_one_postgres_queue() {
+    if !postgres_enabled() {
+        return;
+    }
+    let sink = Sink::start().await;
+    let a = TestHub::builder(Backend::Postgres)
+        .delivery("workers", "3")
+        .delivery("batch", "4")
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    let b = TestHub::builder(Backend::Postgres)
+        .delivery("workers", "3")
+        .delivery("batch", "4")
+        .share_database(&a)
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    let n = 30;
+    let t0 = now_utc();
+    for i in 0..n {
+        let hub = if i % 2 == 0 { &a } else { &b };
+        hub.send_ok(&profile_event(&format!("cust-{i}"), t0)).await;
+    }
+    sink.wait_for(n, PATIENCE).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got = sink.received();
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["subject"].as_str().unwrap().to_string())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), n, "every subject delivered");
+    assert_eq!(got.len(), n, "no subject delivered twice");
+}

@@ -260,6 +260,7 @@ pub struct HubBuilder {
     delivery: Vec<(String, String)>,
     webhooks: Vec<(String, String)>,
     mappings: Vec<(String, String)>,
+    shared_db: Option<String>,
 }
 
 impl HubBuilder {
@@ -282,12 +283,25 @@ impl HubBuilder {
         self
     }
 
+    /// Uses another hub's database (several hubs, one PostgreSQL).
+    pub fn share_database(mut self, other: &TestHub) -> Self {
+        self.shared_db = Some(other.db.url.clone());
+        self
+    }
+
     pub async fn start(self) -> TestHub {
         let dir = tempfile::Builder::new()
             .prefix("hub-e2e-")
             .tempdir()
             .unwrap();
-        let db = Db::create(self.backend, dir.path()).await;
+        let db = match self.shared_db {
+            Some(url) => Db {
+                url,
+                backend: self.backend,
+                pg: None,
+            },
+            None => Db::create(self.backend, dir.path()).await,
+        };
         let mappings_dir = dir.path().join("mappings");
         std::fs::create_dir_all(&mappings_dir).unwrap();
         for (name, yaml) in &self.mappings {
@@ -371,6 +385,7 @@ impl TestHub {
             ],
             webhooks: vec![("max_body".into(), "\"16KiB\"".into())],
             mappings: Vec::new(),
+            shared_db: None,
         }
     }
 

@@ -1,0 +1,955 @@
+//! SCIM 2.0 router tests: `oneshot` on `hub::app(state)` over a fresh store
+//! (SQLite always; PostgreSQL when HUB_TEST_DATABASE_URL is set), replaying
+//! the Okta and Entra request sequences from docs and checking that each
+//! write queues a delivery job.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hub::config::{RawConfig, ScimClientSettings};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+const OKTA: &str = "okta-token";
+const ENTRA: &str = "entra-token";
+
+struct Hub {
+    app: axum::Router,
+    state: hub::AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn database_url(dir: &std::path::Path, postgres: bool) -> Option<String> {
+    if !postgres {
+        return Some(format!("sqlite://{}", dir.join("hub.db").display()));
+    }
+    use sqlx::Connection;
+    let base = std::env::var("HUB_TEST_DATABASE_URL").ok()?;
+    let name = format!("hub_scim_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+async fn hub(postgres: bool) -> Option<Hub> {
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir_all(&mappings).unwrap();
+    std::fs::write(
+        mappings.join("sink.yaml"),
+        "destination: sink\nconnector: webhook\nenabled: true\nsettings:\n  url: http://127.0.0.1:9/hook\n  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\non_delete: delete\nfields:\n  email: { from: 'emails[primary eq true].value' }\n",
+    )
+    .unwrap();
+    let mut raw = RawConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: database_url(dir.path(), postgres).await?,
+        mappings,
+        ..Default::default()
+    };
+    for (name, token) in [("okta", OKTA), ("entra", ENTRA)] {
+        raw.scim.clients.insert(
+            name.into(),
+            ScimClientSettings {
+                token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+            },
+        );
+    }
+    let (state, _writer) = hub::build_state(raw.validate().unwrap()).await.unwrap();
+    assert_eq!(
+        state.destinations.load().enabled_names(),
+        vec!["sink".to_string()]
+    );
+    Some(Hub {
+        app: hub::app(state.clone()),
+        state,
+        _dir: dir,
+    })
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Hub {
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "hub.test");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/scim+json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        if !bytes.is_empty() {
+            assert_eq!(headers["content-type"], "application/scim+json", "{uri}");
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn okta(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        self.call(Some(OKTA), method, uri, body, &[]).await
+    }
+
+    async fn entra(&self, method: &str, uri: &str, body: Option<Value>) -> Reply {
+        self.call(Some(ENTRA), method, uri, body, &[]).await
+    }
+
+    async fn pending_jobs(&self) -> i64 {
+        self.state.store.stats().await.unwrap().pending_jobs
+    }
+}
+
+fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.body);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(r.body["status"], status.to_string());
+    assert_eq!(r.body["scimType"].as_str(), scim_type, "{}", r.body);
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::hub(false).await.unwrap()).await; })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $name() {
+                match super::hub(true).await {
+                    Some(h) => super::$name(h).await,
+                    None => eprintln!("HUB_TEST_DATABASE_URL unset: PostgreSQL variant not run"),
+                }
+            })*
+        }
+    };
+}
+
+on_both!(
+    okta_user_lifecycle_and_group_push,
+    entra_user_lifecycle_and_groups,
+    errors_have_status_and_scim_type,
+    list_pages_filters_and_projects,
+    etags_guard_writes_and_reads,
+    delete_tombstones_and_fans_out,
+    discovery_endpoints_answer,
+);
+
+async fn okta_user_lifecycle_and_group_push(h: Hub) {
+    // 1. Existence check: no match is an empty ListResponse.
+    let q =
+        "/scim/v2/Users?filter=userName%20eq%20%22ada.l%40example.com%22&startIndex=1&count=100";
+    let r = h.okta("GET", q, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"startIndex":1,"itemsPerPage":0,"Resources":[]})
+    );
+    // 2. Create (with the placeholder password, never stored nor returned).
+    let r = h.okta("POST", "/scim/v2/Users", Some(json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada.l@example.com",
+        "name":{"givenName":"Ada","familyName":"Lovelace"},
+        "emails":[{"primary":true,"value":"ada.l@example.com","type":"work"}],
+        "displayName":"Ada Lovelace","locale":"en-US","externalId":"00u1a2b3c4D5e6F7g8h9",
+        "groups":[],"password":"t3mpPlaceholder","active":true}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.headers["location"],
+        format!("http://hub.test/scim/v2/Users/{id}")
+    );
+    assert_eq!(r.body["meta"]["resourceType"], "User");
+    assert_eq!(r.body["meta"]["version"], "W/\"1\"");
+    assert_eq!(r.headers["etag"], "W/\"1\"");
+    assert!(r.body.get("password").is_none());
+    assert_eq!(h.pending_jobs().await, 1);
+    // Again: 409 uniqueness, case-insensitively.
+    let dup = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName":"ADA.L@example.com"})),
+        )
+        .await;
+    assert_error(&dup, 409, Some("uniqueness"));
+    // 1 again: now it matches.
+    let r = h.okta("GET", q, None).await;
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["id"], id.as_str());
+    assert_eq!(r.body["Resources"][0]["active"], true);
+    // 3 + 4. Read, then PUT the object back with a change.
+    let mut user = h
+        .okta("GET", &format!("/scim/v2/Users/{id}"), None)
+        .await
+        .body;
+    user["name"]["middleName"] = json!("King");
+    let r = h
+        .okta("PUT", &format!("/scim/v2/Users/{id}"), Some(user))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["name"]["middleName"], "King");
+    assert_eq!(r.body["meta"]["version"], "W/\"2\"");
+    // 5. Deactivate.
+    let r = h.okta("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    // 7. Password sync: accepted, nothing stored.
+    let r = h.okta("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"password":"n3w-Secret!"}}]}))).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("password").is_none());
+    // 6. Reactivate.
+    let r = h.okta("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":true}}]}))).await;
+    assert_eq!(r.body["active"], true);
+    let other = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName":"charles.b@example.com","active":true})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // 9. Group push, 10. lookup by name, 12. rename, 13. membership.
+    let r = h.okta("POST", "/scim/v2/Groups", Some(json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Analytical Engines","members":[]}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["members"], json!([]));
+    let r = h.okta("GET", "/scim/v2/Groups?filter=displayName%20eq%20%22Analytical%20Engines%22&startIndex=1&count=100", None).await;
+    assert_eq!(r.body["totalResults"], 1);
+    let r = h
+        .okta(
+            "PATCH",
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"replace","value":{"id":gid,"displayName":"Analytical Engines"}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = h
+        .okta(
+            "PATCH",
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"remove","path":format!("members[value eq \"{other}\"]")},
+          {"op":"add","path":"members","value":[{"value":id,"display":"ada.l@example.com"}]}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 1);
+    let u = h
+        .okta("GET", &format!("/scim/v2/Users/{id}"), None)
+        .await
+        .body;
+    assert_eq!(
+        u["groups"],
+        json!([{"value": gid, "display": "Analytical Engines", "type": "direct"}])
+    );
+    // 14. Full membership push.
+    let r = h
+        .okta(
+            "PATCH",
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"replace","path":"members","value":[{"value":id},{"value":other}]}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    // Membership removal by path filter rewrites the member's groups.
+    let r = h
+        .okta(
+            "PATCH",
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"remove","path":format!("members[value eq \"{id}\"]")}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let u = h
+        .okta("GET", &format!("/scim/v2/Users/{id}"), None)
+        .await
+        .body;
+    assert!(u.get("groups").is_none(), "{u}");
+    // 15. AIW PUT, 16. delete.
+    let r = h.okta("PUT", &format!("/scim/v2/Groups/{gid}"), Some(json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Analytical Engines","members":[{"value":id}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = h
+        .okta("DELETE", &format!("/scim/v2/Groups/{gid}"), None)
+        .await;
+    assert_eq!(r.status, 204);
+    let u = h
+        .okta("GET", &format!("/scim/v2/Users/{id}"), None)
+        .await
+        .body;
+    assert!(u.get("groups").is_none());
+    assert_error(
+        &h.okta("GET", &format!("/scim/v2/Groups/{gid}"), None).await,
+        404,
+        None,
+    );
+}
+
+async fn entra_user_lifecycle_and_groups(h: Hub) {
+    // 0. Connection test.
+    let r = h
+        .entra(
+            "GET",
+            "/scim/v2/Users?filter=userName+eq+%223c1f8a52-5e0b-4d1e-9f0a-7b2d6c4e8a10%22",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0);
+    // 2. Create, with the enterprise extension and a null attribute.
+    let r = h.entra("POST", "/scim/v2/Users", Some(json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId":"ada","userName":"ada@contoso.example","active":"True",
+        "emails":[{"primary":true,"type":"work","value":"ada@contoso.example"}],
+        "meta":{"resourceType":"User"},"title":null,
+        "name":{"formatted":"Ada Lovelace","familyName":"Lovelace","givenName":"Ada"},"roles":[],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0User":{"department":"R&D"}}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["active"], true);
+    assert_eq!(
+        r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+        "R&D"
+    );
+    assert!(r.body.get("title").is_none());
+    // 1a. Match queries on each attribute.
+    for f in [
+        "userName eq \"ADA@contoso.example\"",
+        "externalId eq \"ada\"",
+        "emails[type eq \"work\"].value eq \"ada@contoso.example\"",
+    ] {
+        let uri = format!("/scim/v2/Users?filter={}", urlencode(f));
+        let r = h.entra("GET", &uri, None).await;
+        assert_eq!(r.body["totalResults"], 1, "{f}: {}", r.body);
+    }
+    let r = h
+        .entra(
+            "GET",
+            &format!(
+                "/scim/v2/Users?filter={}",
+                urlencode("externalId eq \"ADA\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "externalId is caseExact");
+    // 4. Several attributes, Entra style.
+    let r = h.entra("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
+        {"op":"Replace","path":"displayName","value":"Ada King"},{"op":"Replace","path":"externalId","value":"ada.king"},
+        {"op":"Replace","path":"emails[type eq \"work\"].value","value":"ada.king@contoso.example"},
+        {"op":"Replace","path":"name.givenName","value":"Augusta"},{"op":"Replace","path":"name.familyName","value":"King"},
+        {"op":"Replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber","value":"701985"}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["displayName"], "Ada King");
+    assert_eq!(r.body["externalId"], "ada.king");
+    assert_eq!(
+        r.body["emails"],
+        json!([{"primary":true,"type":"work","value":"ada.king@contoso.example"}])
+    );
+    assert_eq!(r.body["name"]["givenName"], "Augusta");
+    assert_eq!(r.body["name"]["formatted"], "Ada Lovelace");
+    let ext = &r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(ext["employeeNumber"], "701985");
+    assert_eq!(ext["department"], "R&D");
+    // The flag form: dotted and URN-qualified keys in a no-path value.
+    let r = h
+        .entra(
+            "PATCH",
+            &format!("/scim/v2/Users/{id}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
+        {"op":"replace","value":{"displayName":"Ada K","name.givenName":"Ada",
+         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber":"42"}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["displayName"], "Ada K");
+    assert_eq!(r.body["name"]["givenName"], "Ada");
+    assert_eq!(
+        r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"],
+        "42"
+    );
+    // 5. Single values, Add.
+    let r = h.entra("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"nickName","value":"Babs"}]}))).await;
+    assert_eq!(r.body["nickName"], "Babs");
+    // A work email that does not exist yet is created from the filter.
+    let r = h
+        .entra(
+            "PATCH",
+            &format!("/scim/v2/Users/{id}"),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
+        {"op":"Replace","path":"emails[type eq \"home\"].value","value":"ada@home.example"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["emails"].as_array().unwrap().len(), 2, "{}", r.body);
+    // 7. Disable with the string "False", 8. re-enable.
+    for (v, want) in [
+        (json!("False"), false),
+        (json!(true), true),
+        (json!("false"), false),
+    ] {
+        let r = h.entra("PATCH", &format!("/scim/v2/Users/{id}"), Some(json!({"Operations":[{"op":"Replace","path":"active","value":v}],"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["active"], want);
+    }
+    let second = h
+        .entra(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName":"charles@contoso.example","externalId":"charles"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 11. Group create, 10. match with excludedAttributes=members.
+    let r = h.entra("POST", "/scim/v2/Groups", Some(json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId":"5e9d0c4b-0000-4a1a-9b2b-3c4d5e6f7a8b","displayName":"Analytical Engines","meta":{"resourceType":"Group"}}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let gid = r.body["id"].as_str().unwrap().to_string();
+    let dup = h
+        .entra(
+            "POST",
+            "/scim/v2/Groups",
+            Some(json!({"displayName":"analytical engines"})),
+        )
+        .await;
+    assert_error(&dup, 409, Some("uniqueness"));
+    // 14. Add members.
+    let r = h.entra("PATCH", &format!("/scim/v2/Groups/{gid}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Add","path":"members",
+        "value":[{"$ref":null,"value":id},{"$ref":null,"value":second}]}]}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = h
+        .entra(
+            "GET",
+            &format!(
+                "/scim/v2/Groups?excludedAttributes=members&filter={}",
+                urlencode("displayName eq \"Analytical Engines\"")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    assert!(
+        r.body["Resources"][0].get("members").is_none(),
+        "{}",
+        r.body
+    );
+    let r = h
+        .entra(
+            "GET",
+            &format!("/scim/v2/Groups/{gid}?excludedAttributes=members"),
+            None,
+        )
+        .await;
+    assert!(r.body.get("members").is_none());
+    assert_eq!(r.body["displayName"], "Analytical Engines");
+    // 13. Rename: members' groups follow.
+    let r = h.entra("PATCH", &format!("/scim/v2/Groups/{gid}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"displayName","value":"Difference Engines"}]}))).await;
+    assert_eq!(r.status, 200);
+    let u = h
+        .entra("GET", &format!("/scim/v2/Users/{second}"), None)
+        .await
+        .body;
+    assert_eq!(u["groups"][0]["display"], "Difference Engines");
+    // 15. Remove members with a value array.
+    let r = h.entra("PATCH", &format!("/scim/v2/Groups/{gid}"), Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Remove","path":"members","value":[{"value":second}]}]}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 1);
+    let u = h
+        .entra("GET", &format!("/scim/v2/Users/{second}"), None)
+        .await
+        .body;
+    assert!(u.get("groups").is_none());
+    // A member that is no User.
+    let r = h
+        .entra(
+            "PATCH",
+            &format!("/scim/v2/Groups/{gid}"),
+            Some(json!({"Operations":[{"op":"Add","path":"members","value":[{"value":"nope"}]}]})),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalidValue"));
+    // 9. Hard delete, 16. group delete.
+    assert_eq!(
+        h.entra("DELETE", &format!("/scim/v2/Users/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_error(
+        &h.entra("GET", &format!("/scim/v2/Users/{id}"), None).await,
+        404,
+        None,
+    );
+    let g = h
+        .entra("GET", &format!("/scim/v2/Groups/{gid}"), None)
+        .await
+        .body;
+    assert_eq!(g["members"], json!([]));
+    assert_eq!(
+        h.entra("DELETE", &format!("/scim/v2/Groups/{gid}"), None)
+            .await
+            .status,
+        204
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn errors_have_status_and_scim_type(h: Hub) {
+    let r = h.call(None, "GET", "/scim/v2/Users", None, &[]).await;
+    assert_error(&r, 401, None);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_error(
+        &h.call(Some("wrong"), "GET", "/scim/v2/Users", None, &[])
+            .await,
+        401,
+        None,
+    );
+    assert_error(
+        &h.okta("GET", "/scim/v2/Users?filter=userName%20eq", None)
+            .await,
+        400,
+        Some("invalidFilter"),
+    );
+    assert_error(
+        &h.okta("GET", "/scim/v2/Users?filter=(((", None).await,
+        400,
+        Some("invalidFilter"),
+    );
+    assert_error(
+        &h.okta("GET", "/scim/v2/Users?count=ten", None).await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(&h.okta("GET", "/scim/v2/Users/nope", None).await, 404, None);
+    assert_error(&h.okta("GET", "/scim/v2/Nope", None).await, 404, None);
+    let r = h
+        .call(Some(OKTA), "POST", "/scim/v2/Users", None, &[])
+        .await;
+    assert_error(&r, 400, Some("invalidSyntax"));
+    assert_error(
+        &h.okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"name": {"givenName": "x"}})),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &h.okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "x", "active": "maybe"})),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &h.okta("POST", "/scim/v2/Users", Some(json!([1, 2]))).await,
+        400,
+        Some("invalidSyntax"),
+    );
+    let id = h.okta("POST", "/scim/v2/Users", Some(json!({"userName": "x@example.com", "emails": [{"value": "x@example.com", "type": "work"}]}))).await.body["id"].as_str().unwrap().to_string();
+    let uri = format!("/scim/v2/Users/{id}");
+    let patch = |ops: Value| {
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+        )
+    };
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "replace", "path": "emails[type eq", "value": "x"}])),
+        )
+        .await,
+        400,
+        Some("invalidPath"),
+    );
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "replace", "path": "id", "value": "x"}])),
+        )
+        .await,
+        400,
+        Some("mutability"),
+    );
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "replace", "path": "groups", "value": []}])),
+        )
+        .await,
+        400,
+        Some("mutability"),
+    );
+    assert_error(
+        &h.okta("PATCH", &uri, patch(json!([{"op": "remove"}])))
+            .await,
+        400,
+        Some("noTarget"),
+    );
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "replace", "path": "emails[type co \"h\"].value", "value": "y"}])),
+        )
+        .await,
+        400,
+        Some("noTarget"),
+    );
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "move", "path": "userName"}])),
+        )
+        .await,
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &h.okta("PATCH", &uri, Some(json!({"schemas": []}))).await,
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &uri,
+            patch(json!([{"op": "remove", "path": "userName"}])),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    let other = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "y@example.com"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_error(
+        &h.okta(
+            "PATCH",
+            &format!("/scim/v2/Users/{other}"),
+            patch(json!([{"op": "replace", "path": "userName", "value": "X@example.com"}])),
+        )
+        .await,
+        409,
+        Some("uniqueness"),
+    );
+    // Nothing changed by the refusals.
+    let u = h.okta("GET", &uri, None).await.body;
+    assert_eq!(u["meta"]["version"], "W/\"1\"");
+}
+
+async fn list_pages_filters_and_projects(h: Hub) {
+    for i in 0..5 {
+        let r = h.okta("POST", "/scim/v2/Users", Some(json!({"userName": format!("u{i}@example.com"), "active": i % 2 == 0,
+            "emails": [{"value": format!("u{i}@example.com"), "primary": true}], "name": {"givenName": format!("G{}", 4 - i)}}))).await;
+        assert_eq!(r.status, 201);
+    }
+    let all = h
+        .okta("GET", "/scim/v2/Users?startIndex=1&count=2", None)
+        .await
+        .body;
+    assert_eq!(
+        (all["totalResults"].as_i64(), all["itemsPerPage"].as_i64()),
+        (Some(5), Some(2))
+    );
+    let page2 = h
+        .okta("GET", "/scim/v2/Users?startIndex=3&count=2", None)
+        .await
+        .body;
+    let page3 = h
+        .okta("GET", "/scim/v2/Users?startIndex=5&count=2", None)
+        .await
+        .body;
+    let mut names: Vec<String> = [&all, &page2, &page3]
+        .iter()
+        .flat_map(|p| {
+            p["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["userName"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(names.len(), 5);
+    names.dedup();
+    assert_eq!(names.len(), 5, "stable, non-overlapping pages");
+    assert_eq!(page2["startIndex"], 3);
+    let totals = h.okta("GET", "/scim/v2/Users?count=0", None).await.body;
+    assert_eq!(
+        (
+            totals["totalResults"].as_i64(),
+            totals["Resources"].as_array().unwrap().len()
+        ),
+        (Some(5), 0)
+    );
+    let active = h
+        .okta(
+            "GET",
+            &format!(
+                "/scim/v2/Users?filter={}",
+                urlencode("active eq true and userName sw \"u\"")
+            ),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(active["totalResults"], 3);
+    let by_email = h
+        .okta(
+            "GET",
+            &format!(
+                "/scim/v2/Users?filter={}",
+                urlencode("emails.value eq \"U3@EXAMPLE.COM\"")
+            ),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(by_email["totalResults"], 1);
+    let sorted = h
+        .okta("GET", "/scim/v2/Users?sortBy=name.givenName&count=2", None)
+        .await
+        .body;
+    assert_eq!(sorted["Resources"][0]["name"]["givenName"], "G0");
+    let desc = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?sortBy=userName&sortOrder=descending&count=1",
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(desc["Resources"][0]["userName"], "u4@example.com");
+    let projected = h
+        .okta("GET", "/scim/v2/Users?attributes=userName&count=1", None)
+        .await
+        .body;
+    let r = projected["Resources"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = r.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["id", "meta", "schemas", "userName"]);
+    let excluded = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?excludedAttributes=emails,name&count=1",
+            None,
+        )
+        .await
+        .body;
+    assert!(excluded["Resources"][0].get("emails").is_none());
+    assert!(excluded["Resources"][0].get("userName").is_some());
+    let search = h.okta("POST", "/scim/v2/Users/.search", Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"u1@example.com\"", "attributes": ["userName"], "startIndex": 1, "count": 10}))).await.body;
+    assert_eq!(search["totalResults"], 1);
+}
+
+async fn etags_guard_writes_and_reads(h: Hub) {
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "e@example.com"})),
+        )
+        .await;
+    let uri = format!("/scim/v2/Users/{}", r.body["id"].as_str().unwrap());
+    let r = h
+        .call(
+            Some(OKTA),
+            "GET",
+            &uri,
+            None,
+            &[("if-none-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 304);
+    let r = h
+        .call(
+            Some(OKTA),
+            "GET",
+            &uri,
+            None,
+            &[("if-none-match", "W/\"9\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "nickName", "value": "E"}]});
+    let r = h
+        .call(
+            Some(OKTA),
+            "PATCH",
+            &uri,
+            Some(body.clone()),
+            &[("if-match", "W/\"7\"")],
+        )
+        .await;
+    assert_error(&r, 412, None);
+    let r = h
+        .call(
+            Some(OKTA),
+            "PATCH",
+            &uri,
+            Some(body),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["etag"], "W/\"2\"");
+    let r = h
+        .call(Some(OKTA), "DELETE", &uri, None, &[("if-match", "W/\"1\"")])
+        .await;
+    assert_error(&r, 412, None);
+    let r = h
+        .call(Some(OKTA), "DELETE", &uri, None, &[("if-match", "W/\"2\"")])
+        .await;
+    assert_eq!(r.status, 204);
+}
+
+async fn delete_tombstones_and_fans_out(h: Hub) {
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "gone@example.com", "externalId": "gone"})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let before = h.state.store.stats().await.unwrap().changes;
+    assert_eq!(
+        h.okta("DELETE", &format!("/scim/v2/Users/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    let subjects = h
+        .state
+        .store
+        .load_subjects(std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    assert!(
+        subjects[0].deleted,
+        "a tombstone stays for the destinations"
+    );
+    assert_eq!(h.state.store.stats().await.unwrap().changes, before + 1);
+    assert_eq!(h.pending_jobs().await, 1);
+    assert_error(
+        &h.okta("DELETE", &format!("/scim/v2/Users/{id}"), None)
+            .await,
+        404,
+        None,
+    );
+    // userName and externalId are free again.
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "gone@example.com", "externalId": "gone"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+async fn discovery_endpoints_answer(h: Hub) {
+    let r = h.entra("GET", "/scim/v2/ServiceProviderConfig", None).await;
+    assert_eq!(r.body["patch"]["supported"], true);
+    let r = h.entra("GET", "/scim/v2/Schemas", None).await;
+    let ids: Vec<&str> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"urn:ietf:params:scim:schemas:extension:syncd:2.0:User"));
+    let r = h
+        .entra(
+            "GET",
+            "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["name"], "User");
+    let r = h.entra("GET", "/scim/v2/ResourceTypes/Group", None).await;
+    assert_eq!(r.body["endpoint"], "/Groups");
+    assert_eq!(
+        h.entra("GET", "/scim/v2/ResourceTypes", None).await.body["totalResults"],
+        2
+    );
+}
