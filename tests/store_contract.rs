@@ -13,6 +13,33 @@ use serde_json::json;
 struct Db {
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    /// (server URL, database name) of a PostgreSQL database to drop.
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs outside any runtime we may block: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 async fn sqlite() -> Db {
@@ -21,6 +48,7 @@ async fn sqlite() -> Db {
     Db {
         store: store::connect(&url).await.unwrap(),
         _dir: Some(dir),
+        pg: None,
     }
 }
 
@@ -46,17 +74,23 @@ async fn postgres() -> Option<Db> {
     Some(Db {
         store: store::connect(url.as_str()).await.unwrap(),
         _dir: None,
+        pg: Some((base, name)),
     })
 }
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await.store.as_ref()).await; })*
+            $(#[tokio::test] async fn $name() {
+                let db = super::sqlite().await;
+                super::$name(db.store.as_ref()).await;
+            })*
         }
         mod on_postgres {
             $(#[tokio::test] async fn $name() {
-                if let Some(db) = super::postgres().await { super::$name(db.store.as_ref()).await; }
+                if let Some(db) = super::postgres().await {
+                    super::$name(db.store.as_ref()).await;
+                }
             })*
         }
     };
@@ -75,6 +109,7 @@ contract!(
     erasure_deletes_where_sent_then_removes_pii_with_a_receipt,
     reports_hold_consent_history_with_evidence,
     brand_consent_and_membership_are_kept,
+    attempts_past_retention_are_pruned,
 );
 
 fn event(
@@ -633,4 +668,19 @@ async fn brand_consent_and_membership_are_kept(s: &dyn Store) {
         subject.granted("marketing_email", Some("globex")),
         "else the global one"
     );
+}
+
+async fn attempts_past_retention_are_pruned(s: &dyn Store) {
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    deliver_all(s, "upsert").await;
+    assert_eq!(s.stats().await.unwrap().attempts, 2);
+    assert_eq!(
+        s.prune_attempts(store::now_ms() - 60_000).await.unwrap(),
+        0,
+        "recent attempts stay"
+    );
+    assert_eq!(s.prune_attempts(store::now_ms() + 1).await.unwrap(), 2);
+    assert_eq!(s.stats().await.unwrap().attempts, 0);
 }
