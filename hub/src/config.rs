@@ -515,6 +515,53 @@ mod tests {
     }
 
     #[test]
+    fn file_then_env_layering_with_rotated_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hub.toml",
+                r#"
+                listen = "127.0.0.1:9999"
+                [sources.ciam]
+                secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+                [delivery]
+                max_attempts = 3
+                "#,
+            )?;
+            jail.set_env("HUB_DELIVERY__MAX_ATTEMPTS", "7");
+            jail.set_env("HUB_DATABASE_URL", "postgres://hub@db/hub");
+            jail.set_env("HUB_LOG", "debug");
+            let c = RawConfig::load(Some(std::path::Path::new("hub.toml")))
+                .map_err(|e| e.to_string())?
+                .validate()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9999, "from the file");
+            assert_eq!(c.delivery.max_attempts, 7, "env wins over the file");
+            assert_eq!(c.database_url, "postgres://hub@db/hub");
+            assert_eq!(
+                c.sources["ciam"].secrets.len(),
+                2,
+                "both secrets while rotating"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hub.toml",
+                "[delivery]
+max_atempts = 3
+",
+            )?;
+            let err = RawConfig::load(Some(std::path::Path::new("hub.toml"))).unwrap_err();
+            assert!(err.to_string().contains("max_atempts"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn sizes_parse_with_units() {
         assert_eq!(ByteSize::parse("256KiB").unwrap(), ByteSize(262144));
         assert_eq!(ByteSize::parse("1MiB").unwrap(), ByteSize(1048576));
