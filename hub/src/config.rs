@@ -514,7 +514,9 @@ mod tests {
         assert_eq!(errors.len(), 3, "{errors:?}");
     }
 
+    // figment's Jail closures return its (large) error type by design.
     #[test]
+    #[allow(clippy::result_large_err)]
     fn file_then_env_layering_with_rotated_secrets() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -547,6 +549,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
