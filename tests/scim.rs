@@ -52,6 +52,8 @@ async fn hub(postgres: bool) -> Option<Hub> {
         mappings,
         ..Default::default()
     };
+    raw.brands
+        .insert("acme".into(), hub::config::BrandSettings::default());
     for (name, token) in [("okta", OKTA), ("entra", ENTRA)] {
         raw.scim.clients.insert(
             name.into(),
@@ -170,7 +172,485 @@ on_both!(
     etags_guard_writes_and_reads,
     delete_tombstones_and_fans_out,
     discovery_endpoints_answer,
+    consent_in_the_hub_extension,
+    bulk_resolves_bulk_ids,
+    bulk_fail_on_errors_stops,
+    bulk_limits_are_advertised_and_enforced,
+    last_modified_filters,
 );
+
+async fn last_modified_filters(h: Hub) {
+    let mut stamps = Vec::new();
+    for name in ["early@example.com", "late@example.com"] {
+        let r = h
+            .okta("POST", "/scim/v2/Users", Some(json!({"userName": name})))
+            .await;
+        assert_eq!(r.status, 201);
+        stamps.push(r.body["meta"]["lastModified"].as_str().unwrap().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (filter, expected) in [
+        (
+            format!("meta.lastModified gt \"{}\"", stamps[0]),
+            vec!["late@example.com"],
+        ),
+        (
+            format!("meta.lastModified ge \"{}\"", stamps[0]),
+            vec!["early@example.com", "late@example.com"],
+        ),
+        (
+            format!("meta.lastModified lt \"{}\"", stamps[1]),
+            vec!["early@example.com"],
+        ),
+        (
+            format!(
+                "meta.lastModified le \"{}\" and userName sw \"late\"",
+                stamps[1]
+            ),
+            vec!["late@example.com"],
+        ),
+        (
+            "meta.lastModified gt \"2999-01-01T00:00:00+01:00\"".to_string(),
+            vec![],
+        ),
+    ] {
+        let r = h
+            .okta(
+                "GET",
+                &format!(
+                    "/scim/v2/Users?sortBy=userName&filter={}",
+                    urlencode(&filter)
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{filter}: {}", r.body);
+        assert_eq!(names(&r), expected, "{filter}");
+    }
+}
+
+const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+
+async fn bulk_resolves_bulk_ids(h: Hub) {
+    // The group refers to users created later in the same request, and a
+    // PATCH to a user by bulkId path.
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({
+                "schemas": [BULK],
+                "Operations": [
+                    {"method": "POST", "path": "/Groups", "bulkId": "g",
+                     "data": {"displayName": "Bulk VIP", "members": [
+                         {"value": "bulkId:u1"}, {"value": "bulkId:u2"}]}},
+                    {"method": "POST", "path": "/Users", "bulkId": "u1",
+                     "data": {"userName": "bulk1@example.com"}},
+                    {"method": "POST", "path": "/Users", "bulkId": "u2",
+                     "data": {"userName": "bulk2@example.com"}},
+                    {"method": "PATCH", "path": "/Users/bulkId:u1", "data": {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "displayName", "value": "Bulk One"}]}},
+                    {"method": "DELETE", "path": "/Users/bulkId:nowhere"},
+                    {"method": "GET", "path": "/Users"},
+                ],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+    );
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 6, "{}", r.body);
+    let by_bulk = |b: &str| {
+        ops.iter()
+            .find(|o| o["bulkId"] == b)
+            .unwrap_or_else(|| panic!("no {b} in {}", r.body))
+    };
+    for b in ["u1", "u2", "g"] {
+        assert_eq!(by_bulk(b)["status"], "201", "{}", r.body);
+        assert!(
+            by_bulk(b)["location"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://hub.test/scim/v2/")
+        );
+        assert_eq!(by_bulk(b)["version"], "W/\"1\"");
+    }
+    let u1 = by_bulk("u1")["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let patched = ops.iter().find(|o| o["method"] == "PATCH").unwrap();
+    assert_eq!(patched["status"], "200", "{}", r.body);
+    let deleted = ops.iter().find(|o| o["method"] == "DELETE").unwrap();
+    assert_eq!(deleted["status"], "409", "{}", r.body);
+    assert_eq!(deleted["response"]["scimType"], "invalidValue");
+    let get = ops.iter().find(|o| o["method"] == "GET").unwrap();
+    assert_eq!(get["status"], "400", "{}", r.body);
+    assert_eq!(
+        get["response"]["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+
+    let gid = by_bulk("g")["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let g = h.okta("GET", &format!("/scim/v2/Groups/{gid}"), None).await;
+    assert_eq!(g.body["members"].as_array().unwrap().len(), 2, "{}", g.body);
+    let u = h.okta("GET", &format!("/scim/v2/Users/{u1}"), None).await;
+    assert_eq!(u.body["displayName"], "Bulk One");
+    assert_eq!(u.body["groups"][0]["display"], "Bulk VIP");
+
+    // Circular references fail both operations; nothing is created.
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "Operations": [
+                {"method": "POST", "path": "/Groups", "bulkId": "a",
+                 "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]}},
+                {"method": "POST", "path": "/Groups", "bulkId": "b",
+                 "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]}},
+            ]})),
+        )
+        .await;
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 2);
+    assert!(ops.iter().all(|o| o["status"] == "409"), "{}", r.body);
+}
+
+async fn bulk_fail_on_errors_stops(h: Hub) {
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "taken@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "failOnErrors": 1, "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "ok", "data": {"userName": "first@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "TAKEN@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "never", "data": {"userName": "never@example.com"}},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(
+        ops.len(),
+        2,
+        "processing stops at the first error: {}",
+        r.body
+    );
+    assert_eq!(ops[0]["status"], "201");
+    assert_eq!(ops[1]["status"], "409");
+    assert_eq!(ops[1]["response"]["scimType"], "uniqueness");
+    // Each operation commits on its own: the first stays.
+    let list = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22first@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(list.body["totalResults"], 1);
+    let list = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22never@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(list.body["totalResults"], 0);
+
+    // Without failOnErrors every operation runs.
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "Operations": [
+                {"method": "POST", "path": "/Users", "data": {"userName": "taken@example.com"}},
+                {"method": "PUT", "path": "/Users/no-such-id", "data": {"userName": "x@example.com"}},
+                {"method": "POST", "path": "/Users", "data": {"userName": "never@example.com"}},
+                {"method": "PATCH", "path": "/Users/x", "version": "W/\"1\""},
+            ]})),
+        )
+        .await;
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["409", "404", "201", "400"], "{}", r.body);
+    assert_error(
+        &h.okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "failOnErrors": -1, "Operations": []})),
+        )
+        .await,
+        400,
+        Some("invalidValue"),
+    );
+    assert_error(
+        &h.okta("POST", "/scim/v2/Bulk", Some(json!({"schemas": [BULK]})))
+            .await,
+        400,
+        Some("invalidSyntax"),
+    );
+    assert_error(
+        &h.call(None, "POST", "/scim/v2/Bulk", Some(json!({})), &[])
+            .await,
+        401,
+        None,
+    );
+}
+
+async fn bulk_limits_are_advertised_and_enforced(h: Hub) {
+    let r = h.okta("GET", "/scim/v2/ServiceProviderConfig", None).await;
+    assert_eq!(r.body["bulk"]["supported"], true);
+    let max_ops = r.body["bulk"]["maxOperations"].as_u64().unwrap() as usize;
+    let max_size = r.body["bulk"]["maxPayloadSize"].as_u64().unwrap() as usize;
+    assert!(max_ops > 0 && max_size > 0);
+    let op = json!({"method": "DELETE", "path": "/Users/x"});
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "Operations": vec![op.clone(); max_ops + 1]})),
+        )
+        .await;
+    assert_error(&r, 413, Some("tooMany"));
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "Operations": [
+                {"method": "POST", "path": "/Users", "data": {"userName": "big@example.com", "nickName": "x".repeat(max_size)}}
+            ]})),
+        )
+        .await;
+    assert_error(&r, 413, Some("tooLarge"));
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Bulk",
+            Some(json!({"schemas": [BULK], "Operations": vec![op; max_ops]})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["Operations"].as_array().unwrap().len(), max_ops);
+}
+
+const SYNCD: &str = "urn:ietf:params:scim:schemas:extension:syncd:2.0:User";
+
+async fn consent_in_the_hub_extension(h: Hub) {
+    let r = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", SYNCD],
+                "userName": "consent@example.com",
+                SYNCD: {
+                    "consent": {"marketing_email": "granted", "analytics": "Denied"},
+                    "brandConsent": {"acme": {"marketing_sms": true}},
+                    "Brands": ["acme"],
+                    "attributes": {"tier": "gold"},
+                },
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body[SYNCD]["consent"]["marketing_email"], "granted");
+    assert_eq!(r.body[SYNCD]["consent"]["analytics"], "denied");
+    assert_eq!(
+        r.body[SYNCD]["brandConsent"]["acme"]["marketing_sms"],
+        "granted"
+    );
+    assert_eq!(r.body[SYNCD]["attributes"]["tier"], "gold");
+    assert_eq!(r.body[SYNCD]["brands"], json!(["acme"]));
+    let uri = format!("/scim/v2/Users/{id}");
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    assert_eq!(report.consent.len(), 3);
+    assert_eq!(report.consent_history.len(), 3);
+    assert!(
+        report
+            .consent_history
+            .iter()
+            .all(|e| e.source == "okta" && e.previous_state.is_none())
+    );
+    // The profile does not hold consent: it lives in its own table.
+    assert!(
+        report.profile[SYNCD].get("consent").is_none(),
+        "{}",
+        report.profile
+    );
+
+    // PATCH withdraws one purpose; the ledger has previous and new state.
+    let r = h
+        .entra(
+            "PATCH",
+            &uri,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "Replace", "path": format!("{SYNCD}:consent.marketing_email"), "value": "denied"}],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body[SYNCD]["consent"]["marketing_email"], "denied");
+    assert_eq!(r.body[SYNCD]["consent"]["analytics"], "denied");
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    let last = report.consent_history.last().unwrap();
+    assert_eq!(
+        (
+            last.purpose.as_str(),
+            last.previous_state.as_deref(),
+            last.new_state.as_str(),
+            last.source.as_str()
+        ),
+        ("marketing_email", Some("granted"), "denied", "entra")
+    );
+    let c = report
+        .consent
+        .iter()
+        .find(|c| c.purpose == "marketing_email")
+        .unwrap();
+    assert_eq!((c.state.as_str(), c.version), ("denied", 2));
+    assert!(
+        report
+            .changes
+            .last()
+            .unwrap()
+            .attributes
+            .as_array()
+            .unwrap()
+            .contains(&json!("consent.marketing_email"))
+    );
+
+    // The same state again is no change: no ledger row, same version.
+    let version = r.body["meta"]["version"].clone();
+    let r = h
+        .okta(
+            "PATCH",
+            &uri,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "value": {SYNCD: {"consent": {"marketing_email": "denied"}}}}],
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["meta"]["version"], version);
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    assert_eq!(report.consent_history.len(), 4);
+
+    // PUT without the extension leaves consent as it is; with it, sets it.
+    let r = h
+        .okta(
+            "PUT",
+            &uri,
+            Some(json!({"userName": "consent@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body[SYNCD]["consent"]["analytics"], "denied");
+    assert!(r.body[SYNCD].get("attributes").is_none(), "{}", r.body);
+    let r = h
+        .okta(
+            "PUT",
+            &uri,
+            Some(json!({"userName": "consent@example.com", SYNCD: {"consent": {"analytics": "granted"}}})),
+        )
+        .await;
+    assert_eq!(r.body[SYNCD]["consent"]["analytics"], "granted");
+    let r = h.okta("GET", &uri, None).await;
+    assert_eq!(r.body[SYNCD]["consent"]["analytics"], "granted");
+    assert!(
+        r.body["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(SYNCD))
+    );
+    let r = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22consent@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["Resources"][0][SYNCD]["consent"]["analytics"],
+        "granted"
+    );
+
+    // Undeclared purposes and brands, and bad states, are refused; nothing changes.
+    for bad in [
+        json!({"consent": {"telepathy": "granted"}}),
+        json!({"consent": {"analytics": "maybe"}}),
+        json!({"consent": "granted"}),
+        json!({"brandConsent": {"globex": {"analytics": "granted"}}}),
+        json!({"brandConsent": {"acme": ["analytics"]}}),
+        json!({"brands": ["globex"]}),
+        json!({"brands": "acme"}),
+    ] {
+        let r = h
+            .okta(
+                "PUT",
+                &uri,
+                Some(json!({"userName": "consent@example.com", SYNCD: bad})),
+            )
+            .await;
+        assert_error(&r, 400, Some("invalidValue"));
+        let r = h
+            .okta(
+                "POST",
+                "/scim/v2/Users",
+                Some(json!({"userName": "other@example.com", SYNCD: bad})),
+            )
+            .await;
+        assert_error(&r, 400, Some("invalidValue"));
+    }
+    let r = h
+        .okta(
+            "PATCH",
+            &uri,
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": format!("{SYNCD}:consent.telepathy"), "value": "granted"}],
+            })),
+        )
+        .await;
+    assert_error(&r, 400, Some("invalidValue"));
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    assert_eq!(report.consent_history.len(), 5);
+}
 
 async fn okta_user_lifecycle_and_group_push(h: Hub) {
     // 1. Existence check: no match is an empty ListResponse.
@@ -908,6 +1388,10 @@ async fn delete_tombstones_and_fans_out(h: Hub) {
         subjects[0].deleted,
         "a tombstone stays for the destinations"
     );
+    assert!(subjects[0].erasing, "a SCIM DELETE is an erasure");
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    assert_eq!(report.external_id, format!("erased:{id}"));
+    assert!(report.erase_requested_at.is_some());
     assert_eq!(h.state.store.stats().await.unwrap().changes, before + 1);
     assert_eq!(h.pending_jobs().await, 1);
     assert_error(
@@ -925,6 +1409,17 @@ async fn delete_tombstones_and_fans_out(h: Hub) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // No destination ever held it: the PII is scrubbed at once.
+    let receipts = h
+        .state
+        .store
+        .complete_erasures(hub::store::now_ms(), 60_000)
+        .await
+        .unwrap();
+    assert!(receipts.iter().any(|r| r.subject_id == id));
+    let report = h.state.store.subject_report(&id).await.unwrap().unwrap();
+    assert_eq!(report.profile, json!({}));
+    assert!(report.erased_at.is_some());
 }
 
 async fn discovery_endpoints_answer(h: Hub) {

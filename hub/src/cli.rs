@@ -56,6 +56,8 @@ pub enum Command {
     },
     /// Measure webhooks in to deliveries out against a local sink.
     Bench(crate::demo::bench::BenchArgs),
+    /// Measure the SCIM endpoint: user load, filtered lookups, PATCH rate.
+    BenchScim(crate::demo::bench_scim::BenchScimArgs),
     /// SCIM client tokens.
     #[command(subcommand)]
     Token(TokenCommand),

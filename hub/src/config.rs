@@ -359,6 +359,21 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// The top-level keys of [`RawConfig`], which `HUB_*` variables may set.
+const SETTING_SECTIONS: &[&str] = &[
+    "listen",
+    "database_url",
+    "mappings",
+    "webhooks",
+    "sources",
+    "delivery",
+    "admin",
+    "consent",
+    "privacy",
+    "brands",
+    "scim",
+];
+
 impl RawConfig {
     /// Layers defaults, the TOML file (when it exists) and `HUB_*` env.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
@@ -368,7 +383,19 @@ impl RawConfig {
             .unwrap_or_else(|| "hub.toml".into());
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("HUB_").split("__").ignore(&["config", "log"]));
+            .merge(
+                Env::prefixed("HUB_")
+                    // Other HUB_* variables (HUB_LOG, HUB_CONFIG, a test's
+                    // HUB_TEST_DATABASE_URL) are not settings; typos inside a
+                    // section still fail as unknown keys.
+                    .filter(|key| {
+                        let section = key.as_str().split("__").next().unwrap_or_default();
+                        SETTING_SECTIONS
+                            .iter()
+                            .any(|s| section.eq_ignore_ascii_case(s))
+                    })
+                    .split("__"),
+            );
         figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))
@@ -532,6 +559,7 @@ mod tests {
             jail.set_env("HUB_DELIVERY__MAX_ATTEMPTS", "7");
             jail.set_env("HUB_DATABASE_URL", "postgres://hub@db/hub");
             jail.set_env("HUB_LOG", "debug");
+            jail.set_env("HUB_TEST_DATABASE_URL", "postgres://elsewhere/test");
             let c = RawConfig::load(Some(std::path::Path::new("hub.toml")))
                 .map_err(|e| e.to_string())?
                 .validate()

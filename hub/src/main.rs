@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the benchmark narrate on stdout; keep their logs quiet.
     let default_filter = match cli.command {
-        Command::Demo | Command::Bench(_) => "warn",
+        Command::Demo | Command::Bench(_) | Command::BenchScim(_) => "warn",
         _ => "info,sqlx=warn",
     };
     tracing_subscriber::fmt()
@@ -62,6 +62,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => hub::demo::bench::run(args.clone())
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::BenchScim(args) => hub::demo::bench_scim::run(args.clone())
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Mappings(MappingsCommand::Check { dir }) => {

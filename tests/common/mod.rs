@@ -261,6 +261,7 @@ pub struct HubBuilder {
     webhooks: Vec<(String, String)>,
     mappings: Vec<(String, String)>,
     shared_db: Option<String>,
+    extra_toml: String,
 }
 
 impl HubBuilder {
@@ -280,6 +281,12 @@ impl HubBuilder {
     /// A mapping file (name, YAML) written before the first start.
     pub fn mapping(mut self, file: &str, yaml: String) -> Self {
         self.mappings.push((file.into(), yaml));
+        self
+    }
+
+    /// Raw TOML appended to hub.toml (e.g. `[scim.clients.okta]` tables).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.extra_toml.push_str(&format!("\n{text}\n"));
         self
     }
 
@@ -328,6 +335,7 @@ impl HubBuilder {
         for (k, v) in &self.delivery {
             toml.push_str(&format!("{k} = {v}\n"));
         }
+        toml.push_str(&self.extra_toml);
         let config = dir.path().join("hub.toml");
         std::fs::write(&config, toml).unwrap();
         connectors::install_crypto_provider();
@@ -386,6 +394,7 @@ impl TestHub {
             webhooks: vec![("max_body".into(), "\"16KiB\"".into())],
             mappings: Vec::new(),
             shared_db: None,
+            extra_toml: String::new(),
         }
     }
 

@@ -56,7 +56,7 @@ fn event(i: usize) -> serde_json::Value {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -65,7 +65,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs `n` requests over `concurrency` tasks; returns each one's latency.
-async fn drive<F, Fut>(
+pub(crate) async fn drive<F, Fut>(
     n: usize,
     concurrency: usize,
     send: F,
@@ -279,14 +279,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+pub(crate) type Cleanup =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 /// A temporary SQLite file, or a fresh database inside the PostgreSQL server.
-async fn prepare_database(
+pub(crate) async fn prepare_database(
     spec: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(String, Option<Cleanup>)> {

@@ -1,6 +1,7 @@
 //! `hub demo` and `hub mappings preview`.
 
 pub mod bench;
+pub mod bench_scim;
 pub mod sink;
 
 use crate::delivery::plan::{Plan, plan};

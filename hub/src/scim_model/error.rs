@@ -52,9 +52,12 @@ pub enum ScimError {
     /// 412: `If-Match` names another version.
     #[error("the resource changed: its version does not match If-Match")]
     PreconditionFailed,
-    /// 413, or 400 `tooLarge` for Bulk.
+    /// 413 `tooLarge`: the body is over the size limit (`maxPayloadSize`).
     #[error("{0}")]
     TooLarge(String),
+    /// 413 `tooMany`: a Bulk request over `maxOperations`.
+    #[error("{0}")]
+    TooMany(String),
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
@@ -88,7 +91,7 @@ impl ScimError {
             ScimError::MethodNotAllowed(_) => 405,
             ScimError::Conflict(_) => 409,
             ScimError::PreconditionFailed => 412,
-            ScimError::TooLarge(_) => 413,
+            ScimError::TooLarge(_) | ScimError::TooMany(_) => 413,
             ScimError::NotImplemented(_) => 501,
             ScimError::Store(_) => 503,
         }
@@ -98,6 +101,8 @@ impl ScimError {
         match self {
             ScimError::BadRequest { scim_type, .. } => Some(*scim_type),
             ScimError::Conflict(_) => Some(ScimType::Uniqueness),
+            ScimError::TooLarge(_) => Some(ScimType::TooLarge),
+            ScimError::TooMany(_) => Some(ScimType::TooMany),
             _ => None,
         }
     }

@@ -142,10 +142,44 @@ fn required_eq<'a>(filter: &'a Filter, names: &[&str]) -> Option<(String, &'a st
     }
 }
 
+/// A `meta.lastModified gt/ge/lt/le "DATE"` in the top-level conjunction,
+/// as a range one millisecond wider (the in-memory filter decides).
+fn required_modified(filter: &Filter) -> Option<UserNarrowing> {
+    match filter {
+        Filter::Compare {
+            path,
+            op,
+            value: Value::String(v),
+        } if path.schema.is_none()
+            && path.name.eq_ignore_ascii_case("meta")
+            && path
+                .sub_attr
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("lastModified")) =>
+        {
+            let ms = chrono::DateTime::parse_from_rfc3339(v)
+                .ok()?
+                .timestamp_millis();
+            match op {
+                CompareOp::Gt | CompareOp::Ge => Some(UserNarrowing::ModifiedSince(ms - 1)),
+                CompareOp::Lt | CompareOp::Le => Some(UserNarrowing::ModifiedUntil(ms + 1)),
+                _ => None,
+            }
+        }
+        Filter::And(l, r) => required_modified(l).or_else(|| required_modified(r)),
+        _ => None,
+    }
+}
+
 pub fn user_narrowing(filter: Option<&Filter>) -> UserNarrowing {
     let Some(filter) = filter else {
         return UserNarrowing::All;
     };
+    if required_eq(filter, &["id", "userName", "externalId", "emails.value"]).is_none()
+        && let Some(n) = required_modified(filter)
+    {
+        return n;
+    }
     match required_eq(filter, &["id", "userName", "externalId", "emails.value"]) {
         Some((n, v)) if n == "id" => UserNarrowing::Id(v.to_string()),
         Some((n, v)) if n == "userName" => UserNarrowing::UserName(v.to_lowercase()),
@@ -216,6 +250,40 @@ pub fn select(params: &ListParams, mut resources: Vec<Value>) -> (Vec<Value>, i6
     (page, total)
 }
 
+/// Adds sub-attribute `sub` of `value` (an object, or an array of them) to
+/// what `kept[key]` already holds (`name.givenName,name.familyName` merge).
+fn keep_sub(kept: &mut Map<String, Value>, key: &str, value: &Value, sub: &str) {
+    let pick = |o: &Map<String, Value>| {
+        let k = super::patch::key_of(o, sub);
+        o.get(&k).map(|v| (k, v.clone()))
+    };
+    match value {
+        Value::Object(o) => {
+            let Some((k, v)) = pick(o) else { return };
+            let slot = kept.entry(key.to_string()).or_insert_with(|| json!({}));
+            if let Some(held) = slot.as_object_mut() {
+                held.insert(k, v);
+            }
+        }
+        Value::Array(items) => {
+            let slot = kept
+                .entry(key.to_string())
+                .or_insert_with(|| Value::Array(vec![json!({}); items.len()]));
+            let Some(held) = slot.as_array_mut() else {
+                return;
+            };
+            for (item, out) in items.iter().zip(held.iter_mut()) {
+                if let (Some((k, v)), Some(out)) =
+                    (item.as_object().and_then(pick), out.as_object_mut())
+                {
+                    out.insert(k, v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Applies `attributes` / `excludedAttributes`; `id`, `schemas` and `meta`
 /// always stay (returned "always").
 pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) -> Value {
@@ -250,8 +318,12 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
                 }
                 _ => {
                     let key = super::patch::key_of(&obj, &p.name);
-                    if let Some(v) = obj.get(&key) {
-                        kept.insert(key, v.clone());
+                    let Some(v) = obj.get(&key) else { continue };
+                    match &p.sub_attr {
+                        None => {
+                            kept.insert(key, v.clone());
+                        }
+                        Some(sub) => keep_sub(&mut kept, &key, v, sub),
                     }
                 }
             }
@@ -309,4 +381,186 @@ pub fn list_response(resources: Vec<Value>, total: i64, start_index: i64) -> Val
         "itemsPerPage": resources.len(),
         "Resources": resources,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Result<ListParams, ScimError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ListParams::parse(&pairs)
+    }
+
+    fn narrowing(filter: &str) -> UserNarrowing {
+        let p = params(&[("filter", filter)]).unwrap();
+        user_narrowing(p.filter.as_ref())
+    }
+
+    #[test]
+    fn parameters_default_clamp_and_refuse() {
+        let p = params(&[]).unwrap();
+        assert_eq!(
+            (p.start_index, p.count, p.filter.is_none()),
+            (1, DEFAULT_COUNT, true)
+        );
+        let p = params(&[("STARTINDEX", "0"), ("count", "-5"), ("filter", "  ")]).unwrap();
+        assert_eq!((p.start_index, p.count, p.filter.is_none()), (1, 0, true));
+        assert_eq!(params(&[("count", "999999")]).unwrap().count, MAX_COUNT);
+        let p = params(&[("sortBy", "name.familyName"), ("sortOrder", "Descending")]).unwrap();
+        assert!(p.descending && p.in_memory());
+        for (pairs, t) in [
+            (vec![("filter", "userName eq")], ScimType::InvalidFilter),
+            (
+                vec![("filter", "userName zz \"a\"")],
+                ScimType::InvalidFilter,
+            ),
+            (vec![("count", "ten")], ScimType::InvalidValue),
+            (vec![("sortOrder", "up")], ScimType::InvalidValue),
+            (vec![("sortBy", "a..b")], ScimType::InvalidPath),
+            (vec![("attributes", "emails[")], ScimType::InvalidPath),
+        ] {
+            let e = params(&pairs).expect_err("refused");
+            assert_eq!(e.scim_type(), Some(t), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn filters_narrow_to_indexed_columns() {
+        assert_eq!(
+            narrowing("userName eq \"Ada@Example.COM\""),
+            UserNarrowing::UserName("ada@example.com".into())
+        );
+        assert_eq!(
+            narrowing("active eq true and externalId eq \"X1\""),
+            UserNarrowing::ExternalId("X1".into())
+        );
+        assert_eq!(
+            narrowing("emails[type eq \"work\" and value eq \"A@X.io\"]"),
+            UserNarrowing::Email("a@x.io".into())
+        );
+        assert_eq!(
+            narrowing("emails[type eq \"work\" or value eq \"A@X.io\"]"),
+            UserNarrowing::All
+        );
+        assert_eq!(
+            narrowing("emails[value eq \"A@X.io\"]"),
+            UserNarrowing::Email("a@x.io".into())
+        );
+        assert_eq!(
+            narrowing("emails.value eq \"A@X.io\""),
+            UserNarrowing::Email("a@x.io".into())
+        );
+        // A non-ASCII address cannot be matched in the JSON text: no narrowing.
+        assert_eq!(narrowing("emails.value eq \"ä@x.io\""), UserNarrowing::All);
+        // `or` and `not` require nothing in particular.
+        assert_eq!(
+            narrowing("userName eq \"a\" or userName eq \"b\""),
+            UserNarrowing::All
+        );
+        assert_eq!(narrowing("not (id eq \"1\")"), UserNarrowing::All);
+        assert_eq!(narrowing("id eq \"1\""), UserNarrowing::Id("1".into()));
+        let p = params(&[("filter", "displayName eq \"VIP\"")]).unwrap();
+        assert_eq!(
+            group_narrowing(p.filter.as_ref()),
+            GroupNarrowing::DisplayName("vip".into())
+        );
+    }
+
+    #[test]
+    fn last_modified_ranges_narrow_in_sql() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        assert_eq!(
+            narrowing("meta.lastModified gt \"2026-11-23T10:00:00Z\""),
+            UserNarrowing::ModifiedSince(t - 1)
+        );
+        assert_eq!(
+            narrowing("meta.lastModified le \"2026-11-23T12:00:00+02:00\""),
+            UserNarrowing::ModifiedUntil(t + 1)
+        );
+        // An equality on an indexed column wins; `eq` on a date is not narrowed.
+        assert_eq!(
+            narrowing("meta.lastModified ge \"2026-11-23T10:00:00Z\" and userName eq \"a\""),
+            UserNarrowing::UserName("a".into())
+        );
+        assert_eq!(
+            narrowing("meta.lastModified eq \"2026-11-23T10:00:00Z\""),
+            UserNarrowing::All
+        );
+        assert_eq!(
+            narrowing("meta.lastModified gt \"yesterday\""),
+            UserNarrowing::All
+        );
+    }
+
+    #[test]
+    fn select_filters_sorts_and_pages() {
+        let users: Vec<Value> = ["carol", "Alice", "bob", "dave"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| json!({"id": i.to_string(), "userName": n, "active": i % 2 == 0}))
+            .collect();
+        let p = params(&[("sortBy", "userName"), ("startIndex", "2"), ("count", "2")]).unwrap();
+        let (page, total) = select(&p, users.clone());
+        assert_eq!(total, 4);
+        let names: Vec<&str> = page
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["bob", "carol"], "case-insensitive order");
+        let p = params(&[
+            ("filter", "active eq true"),
+            ("sortBy", "userName"),
+            ("sortOrder", "descending"),
+        ])
+        .unwrap();
+        let (page, total) = select(&p, users.clone());
+        assert_eq!(total, 2);
+        assert_eq!(page[0]["userName"], "carol");
+        let p = params(&[("filter", "userName sw \"A\""), ("count", "0")]).unwrap();
+        let (page, total) = select(&p, users);
+        assert_eq!((page.len(), total), (0, 1));
+    }
+
+    #[test]
+    fn projection_keeps_always_returned_attributes() {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "1", "userName": "a", "displayName": "A",
+            "name": {"givenName": "G", "familyName": "F"},
+            "meta": {"resourceType": "User"},
+        });
+        let p = params(&[("attributes", "name.givenName")]).unwrap();
+        let out = project(user.clone(), &p.attributes, &p.excluded);
+        assert_eq!(out["id"], "1");
+        assert_eq!(out["name"], json!({"givenName": "G"}));
+        assert!(out.get("displayName").is_none());
+        let mut with_emails = user.clone();
+        with_emails["emails"] = json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}]);
+        let p = params(&[("attributes", "emails.value,name.familyName,name.givenName")]).unwrap();
+        let out = project(with_emails, &p.attributes, &p.excluded);
+        assert_eq!(out["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
+        assert_eq!(out["name"], json!({"givenName": "G", "familyName": "F"}));
+        let p = params(&[("excludedAttributes", "name,id")]).unwrap();
+        let out = project(user, &p.attributes, &p.excluded);
+        assert!(out.get("name").is_none());
+        assert_eq!(out["id"], "1", "id is returned always");
+        assert_eq!(out["displayName"], "A");
+    }
+
+    #[test]
+    fn list_response_shape() {
+        let r = list_response(vec![json!({"id": "1"})], 7, 3);
+        assert_eq!(r["totalResults"], 7);
+        assert_eq!(r["startIndex"], 3);
+        assert_eq!(r["itemsPerPage"], 1);
+        assert_eq!(r["Resources"][0]["id"], "1");
+    }
 }

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use super::error::ScimError;
 use super::patch::key_of;
 use super::schema::{self, USER};
-use crate::store::ScimUserRecord;
+use crate::config::Config;
+use crate::store::{ScimConsent, ScimUserRecord};
 
 /// The attributes a POST or PUT body asks to store: readOnly attributes
 /// (`id`, `meta`, `groups`), `schemas` and `password` are dropped, as are
@@ -127,10 +128,7 @@ pub fn external_id(user: &Map<String, Value>, id: &str) -> String {
 
 /// The full resource, as GET returns it.
 pub fn render(record: &ScimUserRecord, base: &str) -> Value {
-    let mut out = match &record.profile {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
+    let mut out = attributes(record);
     out.remove("password");
     let mut schemas = vec![Value::from(schema::USER_URN)];
     for urn in USER.extensions {
@@ -153,10 +151,170 @@ pub fn render(record: &ScimUserRecord, base: &str) -> Value {
     Value::Object(out)
 }
 
-/// The stored attributes of a record, for PATCH and PUT to start from.
+/// The stored attributes of a record, with its current consent in the hub
+/// extension, for GET to render and PATCH and PUT to start from.
 pub fn attributes(record: &ScimUserRecord) -> Map<String, Value> {
-    match &record.profile {
+    let mut out = match &record.profile {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
+    };
+    if record.consents.is_empty() {
+        return out;
     }
+    let mut global = Map::new();
+    let mut branded = Map::new();
+    for c in &record.consents {
+        let slot = if c.brand.is_empty() {
+            &mut global
+        } else {
+            let b = branded
+                .entry(c.brand.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match b.as_object_mut() {
+                Some(m) => m,
+                None => continue,
+            }
+        };
+        slot.insert(c.purpose.clone(), c.state.clone().into());
+    }
+    let ext = out
+        .entry(schema::SYNCD_URN)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !ext.is_object() {
+        *ext = Value::Object(Map::new());
+    }
+    if let Some(ext) = ext.as_object_mut() {
+        if !global.is_empty() {
+            ext.insert("consent".into(), Value::Object(global));
+        }
+        if !branded.is_empty() {
+            ext.insert("brandConsent".into(), Value::Object(branded));
+        }
+    }
+    out
+}
+
+/// Takes `consent` (`{purpose: state}`) and `brandConsent`
+/// (`{brand: {purpose: state}}`) out of the hub extension: consent lives in
+/// its own table, not in the profile. A state is `granted` or `denied`
+/// (any case; booleans and Entra's `"True"`/`"False"` too). Purposes and
+/// brands must be declared in the configuration, as must those of the
+/// extension's `brands` list (which stays in the profile, as webhooks keep
+/// it). A purpose left out is left as it is: withdrawing is setting `denied`.
+pub fn take_consent(
+    user: &mut Map<String, Value>,
+    config: &Config,
+) -> Result<Vec<ScimConsent>, ScimError> {
+    let Some(key) = user
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(schema::SYNCD_URN))
+        .cloned()
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(Value::Object(ext)) = user.get_mut(&key) else {
+        return Err(ScimError::invalid_value(format!(
+            "{} must be an object",
+            schema::SYNCD_URN
+        )));
+    };
+    let take = |ext: &mut Map<String, Value>, name: &str| {
+        let k = ext.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()?;
+        ext.remove(&k)
+    };
+    if let Some(k) = ext
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("brands"))
+        .cloned()
+    {
+        // The brands the subject belongs to stay in the profile; checked here.
+        let ok = match &ext[&k] {
+            Value::Array(list) => list
+                .iter()
+                .all(|b| b.as_str().is_some_and(|b| config.brands.contains_key(b))),
+            Value::Null => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(ScimError::invalid_value(
+                "brands must be a list of declared brand names",
+            ));
+        }
+        if k != "brands" {
+            let v = ext.remove(&k).unwrap_or_default();
+            ext.insert("brands".into(), v);
+        }
+    }
+    let global = take(ext, "consent");
+    let branded = take(ext, "brandConsent");
+    if ext.is_empty() {
+        user.remove(&key);
+    }
+    let mut out = Vec::new();
+    if let Some(global) = global {
+        read_purposes(&global, "", config, &mut out)?;
+    }
+    match branded {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(brands)) => {
+            for (brand, purposes) in &brands {
+                if !config.brands.contains_key(brand) {
+                    return Err(ScimError::invalid_value(format!(
+                        "brandConsent names the brand {brand:?}, which is not declared"
+                    )));
+                }
+                read_purposes(purposes, brand, config, &mut out)?;
+            }
+        }
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "brandConsent must map brands to objects of purpose: state",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn read_purposes(
+    value: &Value,
+    brand: &str,
+    config: &Config,
+    out: &mut Vec<ScimConsent>,
+) -> Result<(), ScimError> {
+    let purposes = match value {
+        Value::Null => return Ok(()),
+        Value::Object(m) => m,
+        _ => {
+            return Err(ScimError::invalid_value(
+                "consent must map purposes to \"granted\" or \"denied\"",
+            ));
+        }
+    };
+    for (purpose, state) in purposes {
+        if !config.purposes.contains_key(purpose) {
+            return Err(ScimError::invalid_value(format!(
+                "consent names the purpose {purpose:?}, which is not declared"
+            )));
+        }
+        let mut state = state.clone();
+        coerce_bool(&mut state);
+        let state = match &state {
+            Value::Bool(true) => "granted",
+            Value::Bool(false) => "denied",
+            Value::String(s) if s.eq_ignore_ascii_case("granted") => "granted",
+            Value::String(s) if s.eq_ignore_ascii_case("denied") => "denied",
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "consent for {purpose:?} must be \"granted\" or \"denied\""
+                )));
+            }
+        };
+        out.retain(|c: &ScimConsent| !(c.purpose == *purpose && c.brand == brand));
+        out.push(ScimConsent {
+            purpose: purpose.clone(),
+            brand: brand.to_string(),
+            state: state.to_string(),
+        });
+    }
+    Ok(())
 }

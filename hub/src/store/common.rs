@@ -548,12 +548,25 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "UPDATE subjects SET profile = '{}', user_name = NULL, primary_email = NULL, \
-                         erased_at = $1, updated_at = $1 WHERE id = $2",
+                         scim_user_name = NULL, erased_at = $1, updated_at = $1 WHERE id = $2",
                     )
                     .bind(now)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
+                    // Group member rows copy the display name.
+                    sqlx::query(
+                        "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
+                         WHERE id IN (SELECT group_id FROM scim_group_members WHERE subject_id = $2)",
+                    )
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM scim_group_members WHERE subject_id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
                     // Vendor answers kept with attempts may echo PII.
                     sqlx::query("UPDATE delivery_attempts SET detail = NULL WHERE subject_id = $1")
                         .bind(&id)

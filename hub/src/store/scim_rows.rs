@@ -14,6 +14,17 @@ pub struct ScimUserRecord {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Current consent, ordered by (brand, purpose).
+    pub consents: Vec<ScimConsent>,
+}
+
+/// One consent of a subject; `brand` is empty for the global one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimConsent {
+    pub purpose: String,
+    pub brand: String,
+    /// `granted` or `denied`.
+    pub state: String,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +51,10 @@ pub enum UserNarrowing {
     ExternalId(String),
     /// A lowercased, ASCII e-mail address some `emails[].value` equals.
     Email(String),
+    /// `meta.lastModified` (epoch ms) at or after this.
+    ModifiedSince(i64),
+    /// `meta.lastModified` (epoch ms) at or before this.
+    ModifiedUntil(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +88,10 @@ pub struct ScimUserWrite {
     pub profile: serde_json::Value,
     /// Names of the attributes written, for the change record.
     pub attributes: Vec<String>,
+    /// Consents to set (ignored for a delete): each differing from the
+    /// current state gets a new version and a ledger row, with the client
+    /// as source.
+    pub consents: Vec<ScimConsent>,
     pub destinations: Vec<String>,
     pub now: i64,
 }

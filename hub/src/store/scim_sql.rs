@@ -57,6 +57,14 @@ pub(crate) fn user_statements(
             let (a, b) = user_sql!(" AND lower(profile) LIKE $1");
             (a, b, format!("%{v}%"))
         }
+        N::ModifiedSince(ms) => {
+            let (a, b) = user_sql!(" AND updated_at >= CAST($1 AS BIGINT)");
+            (a, b, ms.to_string())
+        }
+        N::ModifiedUntil(ms) => {
+            let (a, b) = user_sql!(" AND updated_at <= CAST($1 AS BIGINT)");
+            (a, b, ms.to_string())
+        }
     }
 }
 
@@ -108,7 +116,35 @@ pub(crate) fn user_record(row: UserRow) -> Result<super::ScimUserRecord, super::
         version,
         created_at,
         updated_at,
+        consents: Vec::new(),
     })
+}
+
+/// Attaches the rows of `LOAD_CONSENTS` to their records.
+pub(crate) fn attach_consents(
+    records: &mut [super::ScimUserRecord],
+    rows: Vec<(String, String, String, String)>,
+) {
+    for (subject, purpose, brand, state) in rows {
+        if let Some(r) = records.iter_mut().find(|r| r.id == subject) {
+            r.consents.push(super::ScimConsent {
+                purpose,
+                brand,
+                state,
+            });
+        }
+    }
+    for r in records {
+        r.consents
+            .sort_by(|a, b| (&a.brand, &a.purpose).cmp(&(&b.brand, &b.purpose)));
+    }
+}
+
+/// The JSON id list `LOAD_CONSENTS` takes.
+pub(crate) fn id_list(records: &[super::ScimUserRecord]) -> Result<String, super::StoreError> {
+    Ok(serde_json::to_string(
+        &records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+    )?)
 }
 
 pub(crate) fn group_record(row: GroupRow) -> super::ScimGroupRecord {
@@ -169,7 +205,15 @@ macro_rules! impl_scim_sql {
                     .bind(offset.max(0))
                     .fetch_all(&self.pool)
                     .await?;
-                let records = rows.into_iter().map(s::user_record).collect::<Result<_, _>>()?;
+                let mut records: Vec<ScimUserRecord> =
+                    rows.into_iter().map(s::user_record).collect::<Result<_, _>>()?;
+                if !records.is_empty() {
+                    let consents: Vec<(String, String, String, String)> = sqlx::query_as(sql::LOAD_CONSENTS)
+                        .bind(s::id_list(&records)?)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    s::attach_consents(&mut records, consents);
+                }
                 Ok((records, total))
             }
 
@@ -185,7 +229,15 @@ macro_rules! impl_scim_sql {
                 .bind(id)
                 .fetch_optional(&mut **tx)
                 .await?;
-                row.map(s::user_record).transpose()
+                let Some(row) = row else { return Ok(None) };
+                let mut records = [s::user_record(row)?];
+                let consents: Vec<(String, String, String, String)> = sqlx::query_as(sql::LOAD_CONSENTS)
+                    .bind(s::id_list(&records)?)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                s::attach_consents(&mut records, consents);
+                let [record] = records;
+                Ok(Some(record))
             }
 
             async fn scim_note_change(
@@ -266,7 +318,8 @@ macro_rules! impl_scim_sql {
                     .execute(&mut *tx)
                     .await,
                     ScimOp::Delete { expected_version } => sqlx::query(
-                        "UPDATE subjects SET deleted_at = $1, scim_user_name = NULL, external_id = 'deleted:' || id, \
+                        "UPDATE subjects SET deleted_at = $1, erase_requested_at = COALESCE(erase_requested_at, $1), \
+                         scim_user_name = NULL, external_id = 'erased:' || id, \
                          version = version + 1, updated_at = $1 \
                          WHERE id = $2 AND deleted_at IS NULL AND scim_user_name IS NOT NULL \
                          AND ($3 < 0 OR version = $3)",
@@ -304,8 +357,22 @@ macro_rules! impl_scim_sql {
                         .bind(&w.id)
                         .execute(&mut *tx)
                         .await?;
+                    // An erasure: every destination that ever had the subject
+                    // is asked, enabled or not now (as `request_erasure` does).
+                    let held: Vec<(String,)> = sqlx::query_as(
+                        "SELECT destination FROM destination_subjects WHERE subject_id = $1",
+                    )
+                    .bind(&w.id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (destination,) in held {
+                        if !w.destinations.contains(&destination) {
+                            Self::insert_job(&mut tx, &destination, &w.id, JobReason::Change, w.now).await?;
+                        }
+                    }
                     "profile_deleted"
                 } else {
+                    Self::scim_set_consents(&mut tx, w).await?;
                     "profile_upserted"
                 };
                 Self::scim_note_change(&mut tx, &w.id, &w.client, kind, &w.attributes, &w.destinations, w.now)
@@ -325,8 +392,57 @@ macro_rules! impl_scim_sql {
                         version: 0,
                         created_at: w.now,
                         updated_at: w.now,
+                        consents: Vec::new(),
                     }),
                 })
+            }
+
+            /// Writes each consent that differs from the current one (a new
+            /// version, `occurred_at` now, the client as source) and its
+            /// ledger row, as the webhook batch does.
+            async fn scim_set_consents(tx: &mut Tx, w: &ScimUserWrite) -> Result<(), StoreError> {
+                for c in &w.consents {
+                    let current: Option<(String, i64)> = sqlx::query_as(
+                        "SELECT state, version FROM consents WHERE subject_id = $1 AND purpose = $2 AND brand = $3",
+                    )
+                    .bind(&w.id)
+                    .bind(&c.purpose)
+                    .bind(&c.brand)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if current.as_ref().is_some_and(|(state, _)| *state == c.state) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO consents (subject_id, purpose, brand, state, source, version, occurred_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject_id, purpose, brand) DO UPDATE \
+                         SET state = excluded.state, source = excluded.source, version = excluded.version, \
+                         occurred_at = excluded.occurred_at",
+                    )
+                    .bind(&w.id)
+                    .bind(&c.purpose)
+                    .bind(&c.brand)
+                    .bind(&c.state)
+                    .bind(&w.client)
+                    .bind(current.as_ref().map_or(1, |(_, v)| v + 1))
+                    .bind(w.now)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO consent_ledger (subject_id, purpose, brand, previous_state, new_state, source, \
+                         evidence, occurred_at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7)",
+                    )
+                    .bind(&w.id)
+                    .bind(&c.purpose)
+                    .bind(&c.brand)
+                    .bind(current.map(|(state, _)| state))
+                    .bind(&c.state)
+                    .bind(&w.client)
+                    .bind(w.now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
             }
 
             async fn scim_group_members_of<'e, E>(

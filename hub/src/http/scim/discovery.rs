@@ -26,7 +26,11 @@ async fn service_provider_config(_client: ScimClient, headers: HeaderMap) -> Sci
     ScimResponse::ok(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": true,
+            "maxOperations": super::bulk::MAX_OPERATIONS,
+            "maxPayloadSize": super::bulk::MAX_PAYLOAD,
+        },
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
@@ -208,6 +212,8 @@ fn schema_list(base: &str) -> Vec<Value> {
     ];
     let syncd = vec![
         attr("consent", "complex", &[], vec![]),
+        attr("brandConsent", "complex", &[], vec![]),
+        attr("brands", "string", &["multi"], vec![]),
         attr("attributes", "complex", &[], vec![]),
     ];
     let group = vec![

@@ -1,8 +1,9 @@
 //! `/scim/v2/...`: the SCIM 2.0 service provider (RFC 7644). One file per
-//! resource (`users.rs`, `groups.rs`, `discovery.rs`); `auth.rs` checks the
+//! resource (`users.rs`, `groups.rs`, `discovery.rs`, `bulk.rs`); `auth.rs` checks the
 //! client's bearer token, `error.rs` renders errors and `application/scim+json`.
 
 pub mod auth;
+pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod groups;
@@ -23,6 +24,7 @@ pub fn router() -> axum::Router<AppState> {
         .merge(users::router())
         .merge(groups::router())
         .merge(discovery::router())
+        .merge(bulk::router())
         .fallback(|| async { ScimError::NotFound("no such SCIM endpoint".into()) });
     axum::Router::new().nest("/scim/v2", scim)
 }

@@ -14,7 +14,7 @@ use crate::scim_model::query::{self, ListParams};
 use crate::scim_model::schema::USER;
 use crate::scim_model::{ScimError, patch, user};
 use crate::store::{
-    ScimOp, ScimUserRecord, ScimUserWrite, ScimWriteOutcome, UserNarrowing, now_ms,
+    ScimConsent, ScimOp, ScimUserRecord, ScimUserWrite, ScimWriteOutcome, UserNarrowing, now_ms,
 };
 
 /// Attempts at a read-modify-write before giving up on a busy resource.
@@ -162,12 +162,16 @@ async fn create(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> Result<ScimResponse, ScimError> {
-    let attrs = user::from_body(&json_body(body).await?)?;
+    let mut attrs = user::from_body(&json_body(body).await?)?;
+    let consents = user::take_consent(&mut attrs, &state.config)?;
     let id = uuid::Uuid::now_v7().to_string();
+    let mut attributes: Vec<String> = attrs.keys().cloned().collect();
+    attributes.extend(consents.iter().map(consent_label));
     let write = ScimUserWrite {
         op: ScimOp::Create,
         external_id: user::external_id(&attrs, &id),
-        attributes: attrs.keys().cloned().collect(),
+        attributes,
+        consents,
         profile: Value::Object(attrs),
         id,
         client,
@@ -190,8 +194,18 @@ async fn create(
     }
 }
 
-/// Read, check `If-Match`, compute the new attributes, write if anything
-/// changed; a concurrent write in between makes it start over.
+/// How a consent change is named in the change record (as webhooks do).
+fn consent_label(c: &ScimConsent) -> String {
+    if c.brand.is_empty() {
+        format!("consent.{}", c.purpose)
+    } else {
+        format!("consent.{}.{}", c.brand, c.purpose)
+    }
+}
+
+/// Read, check `If-Match`, compute the new attributes (consent in the hub
+/// extension, as `user::attributes` gives it), write if anything changed; a
+/// concurrent write in between makes it start over.
 async fn update(
     state: &AppState,
     client: String,
@@ -205,10 +219,19 @@ async fn update(
     for _ in 0..WRITE_ATTEMPTS {
         let record = load(state, id).await?;
         check_if_match(headers, record.version)?;
-        let (attrs, attributes) = compute(&record)?;
-        if Value::Object(attrs.clone()) == record.profile {
+        let (mut attrs, mut attributes) = compute(&record)?;
+        let consents: Vec<ScimConsent> = user::take_consent(&mut attrs, &state.config)?
+            .into_iter()
+            .filter(|c| !record.consents.contains(c))
+            .collect();
+        let ext = crate::scim_model::schema::SYNCD_URN;
+        if !attrs.contains_key(ext) && record.profile.get(ext).is_none() {
+            attributes.retain(|a| a != ext);
+        }
+        if consents.is_empty() && Value::Object(attrs.clone()) == record.profile {
             return answer(StatusCode::OK, &record, headers, q);
         }
+        attributes.extend(consents.iter().map(consent_label));
         let write = ScimUserWrite {
             op: ScimOp::Update {
                 expected_version: record.version,
@@ -218,6 +241,7 @@ async fn update(
             external_id: user::external_id(&attrs, id),
             profile: Value::Object(attrs),
             attributes,
+            consents,
             destinations: state.destinations.load().enabled_names(),
             now: now_ms(),
         };
@@ -299,6 +323,7 @@ async fn remove(
         external_id: record.external_id.clone(),
         profile: Value::Null,
         attributes: Vec::new(),
+        consents: Vec::new(),
         destinations: state.destinations.load().enabled_names(),
         now: now_ms(),
     };
