@@ -876,6 +876,13 @@ async fn entra_user_lifecycle_and_groups(h: Hub) {
     );
     assert_eq!(r.body["name"]["givenName"], "Augusta");
     assert_eq!(r.body["name"]["formatted"], "Ada Lovelace");
+    // The email index follows the change: the new address finds her, the old one not.
+    for (email, n) in [("ADA.KING@contoso.example", 1), ("ada@contoso.example", 0)] {
+        let f = format!("emails.value eq \"{email}\"");
+        let uri = format!("/scim/v2/Users?filter={}", urlencode(&f));
+        let found = h.entra("GET", &uri, None).await;
+        assert_eq!(found.body["totalResults"], n, "{f}: {}", found.body);
+    }
     let ext = &r.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
     assert_eq!(ext["employeeNumber"], "701985");
     assert_eq!(ext["department"], "R&D");

@@ -29,6 +29,22 @@ macro_rules! user_sql {
     };
 }
 
+/// The distinct lowercased `emails[].value` of a profile.
+pub(crate) fn emails_lowercased(profile: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = profile
+        .get("emails")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(|v| v.as_str()))
+        .map(|v| v.to_lowercase())
+        .filter(|v| !v.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// (rows, count) statements per narrowing; `$1` is the narrowing value.
 pub(crate) fn user_statements(
     narrowing: &super::UserNarrowing,
@@ -52,10 +68,9 @@ pub(crate) fn user_statements(
             (a, b, v.clone())
         }
         N::Email(v) => {
-            // A superset: the in-memory filter decides. LIKE wildcards in the
-            // value only widen it.
-            let (a, b) = user_sql!(" AND lower(profile) LIKE $1");
-            (a, b, format!("%{v}%"))
+            let (a, b) =
+                user_sql!(" AND id IN (SELECT subject_id FROM subject_emails WHERE email = $1)");
+            (a, b, v.clone())
         }
         N::ModifiedSince(ms) => {
             let (a, b) = user_sql!(" AND updated_at >= CAST($1 AS BIGINT)");
@@ -342,6 +357,20 @@ macro_rules! impl_scim_sql {
                         None => ScimWriteOutcome::NotFound,
                         Some(_) => ScimWriteOutcome::VersionMismatch,
                     });
+                }
+                // The email index follows the profile.
+                sqlx::query("DELETE FROM subject_emails WHERE subject_id = $1")
+                    .bind(&w.id)
+                    .execute(&mut *tx)
+                    .await?;
+                if !matches!(w.op, ScimOp::Delete { .. }) {
+                    for email in s::emails_lowercased(&w.profile) {
+                        sqlx::query("INSERT INTO subject_emails (subject_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(&w.id)
+                            .bind(email)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 let kind = if let ScimOp::Delete { .. } = w.op {
                     // A deleted subject leaves its groups; they change version.
