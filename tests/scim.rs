@@ -177,6 +177,8 @@ on_both!(
     bulk_fail_on_errors_stops,
     bulk_limits_are_advertised_and_enforced,
     last_modified_filters,
+    published_schemas_drive_behaviour,
+    list_parameter_edges_and_content_types,
 );
 
 async fn last_modified_filters(h: Hub) {
@@ -1453,5 +1455,445 @@ async fn discovery_endpoints_answer(h: Hub) {
     assert_eq!(
         h.entra("GET", "/scim/v2/ResourceTypes", None).await.body["totalResults"],
         2
+    );
+}
+
+fn patch_body(ops: Value) -> Option<Value> {
+    Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
+}
+
+/// Walks what `/Schemas` publishes and checks each characteristic against
+/// behaviour: readOnly ignored on POST/PUT and refused by PATCH, writeOnly /
+/// returned never never returned (even when asked for), immutable
+/// sub-attributes settable once, uniqueness server 409, caseExact filters.
+async fn published_schemas_drive_behaviour(h: Hub) {
+    let schemas = h.okta("GET", "/scim/v2/Schemas", None).await.body;
+    let find = |id: &str| {
+        schemas["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} published"))
+            .clone()
+    };
+    let user_schema = find("urn:ietf:params:scim:schemas:core:2.0:User");
+    let enterprise = find("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
+    let group_schema = find("urn:ietf:params:scim:schemas:core:2.0:Group");
+    let mut checked: Vec<String> = Vec::new();
+
+    // A member to put in groups, and a group holding them.
+    let member = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "member@example.com"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = h
+        .okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": "other@example.com"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for (urn, def) in [
+        ("", &user_schema),
+        (
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:",
+            &enterprise,
+        ),
+    ] {
+        for a in def["attributes"].as_array().unwrap() {
+            let name = a["name"].as_str().unwrap();
+            let sample = match a["type"].as_str().unwrap() {
+                "boolean" => json!(true),
+                "complex" if a["multiValued"] == true => json!([{"value": "x", "display": "x"}]),
+                "complex" => json!({"value": "x"}),
+                _ if a["multiValued"] == true => json!(["x"]),
+                _ => json!("x"),
+            };
+            let path = format!("{urn}{name}");
+            let with = |body: &mut Value, v: Value| {
+                if urn.is_empty() {
+                    body[name] = v;
+                } else {
+                    body[urn.trim_end_matches(':')] = json!({ name: v });
+                }
+            };
+            let n = checked.len();
+            let mut body = json!({"userName": format!("{name}-{n}@example.com")});
+            with(&mut body, sample.clone());
+            if a["mutability"] == "readOnly" {
+                // Ignored on POST (RFC 7644 3.3), refused by PATCH.
+                let r = h.okta("POST", "/scim/v2/Users", Some(body.clone())).await;
+                assert_eq!(r.status, 201, "{path}: {}", r.body);
+                assert_ne!(r.body[name], sample, "{path} is readOnly: ignored on input");
+                let uri = format!("/scim/v2/Users/{}", r.body["id"].as_str().unwrap());
+                let p = h
+                    .okta(
+                        "PATCH",
+                        &uri,
+                        patch_body(json!([{"op": "replace", "path": path, "value": sample}])),
+                    )
+                    .await;
+                assert_error(&p, 400, Some("mutability"));
+                checked.push(format!("readOnly {path}"));
+            }
+            if a["returned"] == "never" || a["mutability"] == "writeOnly" {
+                let r = h.okta("POST", "/scim/v2/Users", Some(body)).await;
+                assert_eq!(r.status, 201, "{path}: {}", r.body);
+                assert!(r.body.get(name).is_none(), "{path} returned on POST");
+                let uri = format!("/scim/v2/Users/{}", r.body["id"].as_str().unwrap());
+                for q in [
+                    "",
+                    "?attributes=",
+                    "?excludedAttributes=userName&attributes=",
+                ] {
+                    let q = if q.ends_with('=') {
+                        format!("{q}{path},userName")
+                    } else {
+                        q.to_string()
+                    };
+                    let g = h.okta("GET", &format!("{uri}{q}"), None).await;
+                    assert_eq!(g.status, 200);
+                    assert!(g.body.get(name).is_none(), "{path} returned by GET{q}");
+                }
+                let l = h
+                    .okta(
+                        "GET",
+                        &format!("/scim/v2/Users?attributes={path}&count=100"),
+                        None,
+                    )
+                    .await;
+                assert!(
+                    l.body["Resources"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|u| u.get(name).is_none())
+                );
+                let p = h
+                    .okta(
+                        "PATCH",
+                        &uri,
+                        patch_body(json!([{"op": "add", "path": "nickName", "value": "N"}])),
+                    )
+                    .await;
+                assert_eq!(p.status, 200);
+                assert!(p.body.get(name).is_none(), "{path} returned by PATCH");
+                checked.push(format!("never {path}"));
+            }
+            if a["uniqueness"] == "server" {
+                let dup = h
+                    .okta(
+                        "POST",
+                        "/scim/v2/Users",
+                        Some(json!({name: "MEMBER@example.com"})),
+                    )
+                    .await;
+                assert_error(&dup, 409, Some("uniqueness"));
+                checked.push(format!("unique {path}"));
+            }
+            for sub in a["subAttributes"].as_array().into_iter().flatten() {
+                let sname = sub["name"].as_str().unwrap();
+                if sub["mutability"] != "readOnly" {
+                    continue;
+                }
+                let mut body = json!({"userName": format!("{name}-{sname}@example.com")});
+                with(&mut body, json!({"value": member, sname: "ignored"}));
+                let r = h.okta("POST", "/scim/v2/Users", Some(body)).await;
+                assert_eq!(r.status, 201, "{}", r.body);
+                let held = if urn.is_empty() {
+                    &r.body[name]
+                } else {
+                    &r.body[urn.trim_end_matches(':')][name]
+                };
+                assert_eq!(held["value"], member.as_str());
+                assert!(
+                    held.get(sname).is_none(),
+                    "{path}.{sname} is readOnly: ignored"
+                );
+                let uri = format!("/scim/v2/Users/{}", r.body["id"].as_str().unwrap());
+                let p = h
+                    .okta(
+                        "PATCH",
+                        &uri,
+                        patch_body(
+                            json!([{"op": "add", "path": format!("{path}.{sname}"), "value": "x"}]),
+                        ),
+                    )
+                    .await;
+                assert_error(&p, 400, Some("mutability"));
+                checked.push(format!("readOnly {path}.{sname}"));
+            }
+        }
+    }
+    // caseExact: externalId matches exactly, userName (not caseExact) in any case.
+    let ext = find("urn:ietf:params:scim:schemas:core:2.0:User");
+    let attr = |n: &str| {
+        ext["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            attr("externalId")["caseExact"].clone(),
+            attr("userName")["caseExact"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    h.okta(
+        "POST",
+        "/scim/v2/Users",
+        Some(json!({"userName": "exact@example.com", "externalId": "AbC"})),
+    )
+    .await;
+    for (filter, n) in [
+        ("externalId eq \"AbC\"", 1),
+        ("externalId eq \"abc\"", 0),
+        ("userName eq \"EXACT@example.com\"", 1),
+        ("externalId sw \"ab\"", 0),
+    ] {
+        let r = h
+            .okta(
+                "GET",
+                &format!("/scim/v2/Users?filter={}", urlencode(filter)),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["totalResults"], n, "{filter}");
+    }
+
+    // Group: immutable member sub-attributes; displayName unique.
+    let g = h
+        .okta(
+            "POST",
+            "/scim/v2/Groups",
+            Some(json!({"displayName": "Walk", "members": [{"value": member}]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.body);
+    let uri = format!("/scim/v2/Groups/{}", g.body["id"].as_str().unwrap());
+    let members = group_schema["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "members")
+        .unwrap();
+    for sub in members["subAttributes"].as_array().unwrap() {
+        let sname = sub["name"].as_str().unwrap();
+        if sub["mutability"] != "immutable" {
+            continue;
+        }
+        let changed = if sname == "value" {
+            other.clone()
+        } else {
+            format!("http://hub.test/scim/v2/Users/{other}")
+        };
+        let p = h
+            .okta("PATCH", &uri, patch_body(json!([{"op": "replace", "path": format!("members[value eq \"{member}\"].{sname}"), "value": changed}])))
+            .await;
+        assert_error(&p, 400, Some("mutability"));
+        checked.push(format!("immutable members.{sname}"));
+    }
+    // Adding and removing members is no change of an immutable value.
+    let p = h
+        .okta(
+            "PATCH",
+            &uri,
+            patch_body(
+                json!([{"op": "add", "path": "members", "value": [{"value": other}]},
+            {"op": "remove", "path": format!("members[value eq \"{member}\"]")}]),
+            ),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(p.body["members"][0]["value"], other.as_str());
+    let dup = h
+        .okta(
+            "POST",
+            "/scim/v2/Groups",
+            Some(json!({"displayName": "WALK"})),
+        )
+        .await;
+    assert_error(&dup, 409, Some("uniqueness"));
+
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "immutable members.$ref",
+            "immutable members.value",
+            "never password",
+            "readOnly groups",
+            "readOnly urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName",
+            "unique userName",
+        ],
+        "every characteristic was exercised"
+    );
+}
+
+async fn list_parameter_edges_and_content_types(h: Hub) {
+    for i in 0..3 {
+        h.okta(
+            "POST",
+            "/scim/v2/Users",
+            Some(json!({"userName": format!("p{i}@example.com")})),
+        )
+        .await;
+    }
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // count=0: totals only, with a filter too.
+    for q in [
+        "count=0",
+        "count=0&filter=userName%20sw%20%22p%22",
+        "count=-3",
+    ] {
+        let r = h.okta("GET", &format!("/scim/v2/Users?{q}"), None).await;
+        assert_eq!(r.body["totalResults"], 3, "{q}");
+        assert_eq!(r.body["itemsPerPage"], 0, "{q}");
+        assert_eq!(r.body["Resources"], json!([]), "{q}");
+    }
+    // startIndex below 1 reads as 1.
+    let first = h.okta("GET", "/scim/v2/Users", None).await;
+    for q in ["startIndex=0", "startIndex=-7"] {
+        let r = h.okta("GET", &format!("/scim/v2/Users?{q}"), None).await;
+        assert_eq!(r.body["startIndex"], 1, "{q}");
+        assert_eq!(ids(&r), ids(&first), "{q}");
+    }
+    // A startIndex past the end: an empty page, the total kept.
+    let r = h.okta("GET", "/scim/v2/Users?startIndex=10", None).await;
+    assert_eq!(
+        (
+            r.body["totalResults"].as_i64(),
+            r.body["itemsPerPage"].as_i64()
+        ),
+        (Some(3), Some(0))
+    );
+    // count over the advertised maximum is clamped to it, not refused.
+    let max = h
+        .okta("GET", "/scim/v2/ServiceProviderConfig", None)
+        .await
+        .body["filter"]["maxResults"]
+        .as_i64()
+        .unwrap();
+    let r = h
+        .okta("GET", &format!("/scim/v2/Users?count={}", max * 10), None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["itemsPerPage"], 3);
+    // sortBy an attribute no resource has (or no schema defines): as if
+    // absent, so the stable id order; a malformed one is invalidPath.
+    for by in ["nickName", "noSuchAttribute", "urn:x:y:z:w"] {
+        let r = h
+            .okta("GET", &format!("/scim/v2/Users?sortBy={by}"), None)
+            .await;
+        assert_eq!(r.status, 200, "{by}: {}", r.body);
+        assert_eq!(ids(&r), ids(&first), "{by}");
+        let r = h
+            .okta(
+                "GET",
+                &format!("/scim/v2/Users?sortBy={by}&sortOrder=descending"),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&r), ids(&first), "{by} descending");
+    }
+    assert_error(
+        &h.okta("GET", "/scim/v2/Users?sortBy=a..b", None).await,
+        400,
+        Some("invalidPath"),
+    );
+    assert_error(
+        &h.okta("GET", "/scim/v2/Groups?sortBy=members[", None).await,
+        400,
+        Some("invalidPath"),
+    );
+    // excludedAttributes=meta leaves meta out; id and schemas stay.
+    let r = h
+        .okta(
+            "GET",
+            "/scim/v2/Users?excludedAttributes=meta,id,schemas,userName&count=1",
+            None,
+        )
+        .await;
+    let u = &r.body["Resources"][0];
+    assert!(u.get("meta").is_none() && u.get("userName").is_none());
+    assert!(u["id"].is_string() && u["schemas"].is_array());
+
+    // application/json is accepted (and answered as application/scim+json).
+    let raw = |method: &str, uri: &str, ct: &str, body: String| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "hub.test")
+            .header("authorization", format!("Bearer {OKTA}"))
+            .header("content-type", ct)
+            .header("accept", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    for (n, ct) in [
+        "application/json",
+        "application/scim+json; charset=utf-8",
+        "application/json; charset=UTF-8",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let resp = h
+            .app
+            .clone()
+            .oneshot(raw(
+                "POST",
+                "/scim/v2/Users",
+                ct,
+                json!({"userName": format!("json{n}@example.com")}).to_string(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{ct}");
+        assert_eq!(resp.headers()["content-type"], "application/scim+json");
+    }
+    // tooLarge: a body over the limit, on any endpoint.
+    let big = json!({"userName": "big@example.com", "nickName": "x".repeat(hub::http::scim::MAX_BODY + 1)});
+    let resp = h
+        .app
+        .clone()
+        .oneshot(raw(
+            "POST",
+            "/scim/v2/Users",
+            "application/scim+json",
+            big.to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["scimType"].as_str()),
+        (Some("413"), Some("tooLarge"))
     );
 }

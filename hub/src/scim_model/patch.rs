@@ -188,12 +188,24 @@ fn apply_path(
         // writeOnly and never stored (Okta's password sync has nowhere to go).
         return Ok(());
     }
-    if target.container.is_none() && schema.is_read_only(&target.name) {
+    let container_urn = target.container.as_deref();
+    let read_only =
+        |sub: Option<&str>| schema.mutability(container_urn, &target.name, sub) == "readOnly";
+    if (target.container.is_none() && schema.is_read_only(&target.name))
+        || read_only(None)
+        || target.sub.as_deref().is_some_and(|s| read_only(Some(s)))
+    {
+        let shown = match &target.sub {
+            Some(sub) => format!("{}.{sub}", target.name),
+            None => target.name.clone(),
+        };
         return Err(ScimError::bad(
             ScimType::Mutability,
-            format!("{} is readOnly", target.name),
+            format!("{shown} is readOnly"),
         ));
     }
+    // Sub-attributes that may be set once but never changed.
+    let immutable = schema.subs_with(container_urn, &target.name, "immutable");
     if kind != PatchKind::Remove && value.is_none() {
         return Err(ScimError::invalid_value(format!(
             "{kind:?} of {path} needs a value"
@@ -228,9 +240,10 @@ fn apply_path(
         }
     };
     let key = key_of(container, &target.name);
+    let sub = target.sub.as_deref();
     match &target.filter {
-        None => apply_plain(container, &key, target.sub.as_deref(), kind, value, schema),
-        Some(filter) => apply_filtered(container, &key, filter, target.sub.as_deref(), kind, value),
+        None => apply_plain(container, &key, sub, kind, value, schema, &immutable),
+        Some(filter) => apply_filtered(container, &key, filter, sub, kind, value, &immutable),
     }
 }
 
@@ -241,13 +254,14 @@ fn apply_plain(
     kind: PatchKind,
     value: Option<&Value>,
     schema: &ResourceSchema,
+    immutable: &[&str],
 ) -> Result<(), ScimError> {
     if let Some(sub) = sub {
         let slot = container.entry(key.to_string()).or_insert(Value::Null);
         match slot {
             Value::Array(items) => {
                 for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                    set_sub(item, sub, kind, value);
+                    set_sub(item, sub, kind, value, immutable)?;
                 }
             }
             _ => {
@@ -259,7 +273,7 @@ fn apply_plain(
                     *slot = Value::Object(Map::new());
                 }
                 let obj = slot.as_object_mut().expect("an object");
-                set_sub(obj, sub, kind, value);
+                set_sub(obj, sub, kind, value, immutable)?;
                 if obj.is_empty() {
                     container.remove(key);
                 }
@@ -304,8 +318,12 @@ fn apply_plain(
                         && super::get_ci(&item, "type") == super::get_ci(x, "type")
                 };
                 if let Some(existing) = items.iter_mut().find(|x| **x == item || same_value(x)) {
+                    // Adding a value already there: its immutable
+                    // sub-attributes keep what they hold.
                     if let (Some(e), Some(n)) = (existing.as_object_mut(), item.as_object()) {
-                        merge(e, n);
+                        let mut n = n.clone();
+                        n.retain(|k, _| !immutable.iter().any(|i| i.eq_ignore_ascii_case(k)));
+                        merge(e, &n);
                     }
                 } else {
                     items.push(item);
@@ -321,6 +339,7 @@ fn apply_plain(
                 .get_mut(key)
                 .and_then(Value::as_object_mut)
                 .expect("an object");
+            check_immutable(obj, fields, immutable)?;
             merge(obj, fields);
         }
         (_, Some(v)) => {
@@ -338,6 +357,7 @@ fn apply_filtered(
     sub: Option<&str>,
     kind: PatchKind,
     value: Option<&Value>,
+    immutable: &[&str],
 ) -> Result<(), ScimError> {
     let matched: Vec<usize> = match container.get(key) {
         Some(Value::Array(items)) => items
@@ -407,7 +427,7 @@ fn apply_filtered(
         (Some(sub), _) => {
             for &i in &matched {
                 if let Some(obj) = items[i].as_object_mut() {
-                    set_sub(obj, sub, kind, value);
+                    set_sub(obj, sub, kind, value, immutable)?;
                 }
             }
         }
@@ -419,8 +439,10 @@ fn apply_filtered(
             };
             for &i in &matched {
                 if let Some(obj) = items[i].as_object_mut() {
+                    check_immutable(obj, fields, immutable)?;
                     if kind == PatchKind::Replace {
-                        obj.clear();
+                        // The element is replaced, but what is immutable stays.
+                        obj.retain(|k, _| immutable.iter().any(|i| i.eq_ignore_ascii_case(k)));
                     }
                     merge(obj, fields);
                 }
@@ -433,16 +455,60 @@ fn apply_filtered(
     Ok(())
 }
 
-fn set_sub(obj: &mut Map<String, Value>, sub: &str, kind: PatchKind, value: Option<&Value>) {
+fn set_sub(
+    obj: &mut Map<String, Value>,
+    sub: &str,
+    kind: PatchKind,
+    value: Option<&Value>,
+    immutable: &[&str],
+) -> Result<(), ScimError> {
     let key = key_of(obj, sub);
-    match (kind, value) {
-        (PatchKind::Remove, _) | (_, None) | (_, Some(Value::Null)) => {
+    let new = match (kind, value) {
+        (PatchKind::Remove, _) | (_, None) | (_, Some(Value::Null)) => None,
+        (_, Some(v)) => Some(v),
+    };
+    if immutable.iter().any(|i| i.eq_ignore_ascii_case(sub))
+        && let Some(old) = obj.get(&key).filter(|v| !v.is_null())
+        && new != Some(old)
+    {
+        return Err(immutable_error(sub));
+    }
+    match new {
+        None => {
             obj.remove(&key);
         }
-        (_, Some(v)) => {
+        Some(v) => {
             obj.insert(key, v.clone());
         }
     }
+    Ok(())
+}
+
+fn immutable_error(sub: &str) -> ScimError {
+    ScimError::bad(
+        ScimType::Mutability,
+        format!("{sub} is immutable: it can be set once, not changed"),
+    )
+}
+
+/// Refuses `fields` if they change an immutable sub-attribute `obj` holds
+/// (a null unassigns, which changes it too).
+fn check_immutable(
+    obj: &Map<String, Value>,
+    fields: &Map<String, Value>,
+    immutable: &[&str],
+) -> Result<(), ScimError> {
+    for (k, v) in fields {
+        if !immutable.iter().any(|i| i.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        if let Some(old) = obj.get(&key_of(obj, k)).filter(|o| !o.is_null())
+            && old != v
+        {
+            return Err(immutable_error(k));
+        }
+    }
+    Ok(())
 }
 
 /// Overwrites `base`'s keys with `fields`' (case-insensitively); null removes.
@@ -644,6 +710,62 @@ mod tests {
             let e = patched(user.clone(), list.clone()).expect_err("refused");
             assert_eq!(scim_type(e), Some(t), "{list}");
         }
+    }
+
+    #[test]
+    fn immutable_sub_attributes_are_set_once() {
+        let group =
+            || obj(json!({"displayName": "G", "members": [{"value": "1", "display": "One"}]}));
+        let run = |list: Value| {
+            let mut g = group();
+            apply(&mut g, &ops(list), &GROUP).map(|_| Value::Object(g))
+        };
+        for list in [
+            json!([{"op": "replace", "path": "members[value eq \"1\"].value", "value": "2"}]),
+            json!([{"op": "remove", "path": "members[value eq \"1\"].value"}]),
+            json!([{"op": "replace", "path": "members.value", "value": "2"}]),
+            json!([{"op": "replace", "path": "members[value eq \"1\"]", "value": {"value": "2"}}]),
+            json!([{"op": "add", "path": "members[value eq \"1\"].value", "value": "3"}]),
+        ] {
+            let e = run(list.clone()).expect_err("an immutable value changed");
+            assert_eq!(scim_type(e), Some("mutability"), "{list}");
+        }
+        // Setting it when absent, or to what it holds, is allowed.
+        let g = run(json!([
+            {"op": "add", "path": "members[value eq \"1\"].$ref", "value": "https://h/Users/1"},
+            {"op": "replace", "path": "members[value eq \"1\"].value", "value": "1"},
+            {"op": "replace", "path": "members[value eq \"1\"]", "value": {"display": "Uno"}},
+        ]))
+        .unwrap();
+        assert_eq!(
+            g["members"],
+            json!([{"value": "1", "$ref": "https://h/Users/1", "display": "Uno"}])
+        );
+        // Re-adding a member keeps its immutable sub-attributes.
+        let g = run(json!([
+            {"op": "add", "path": "members[value eq \"1\"].$ref", "value": "a"},
+            {"op": "add", "path": "members", "value": [{"value": "1", "$ref": "b"}]},
+        ]))
+        .unwrap();
+        assert_eq!(g["members"][0]["$ref"], "a");
+        // Removing the element, or replacing the whole set, is no change of it.
+        run(json!([{"op": "remove", "path": "members[value eq \"1\"]"}])).unwrap();
+        run(json!([{"op": "replace", "path": "members", "value": [{"value": "2"}]}])).unwrap();
+    }
+
+    #[test]
+    fn read_only_sub_attributes_refuse_patch() {
+        let e = patched(
+            json!({"userName": "a"}),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName", "value": "Boss"}]),
+        )
+        .unwrap_err();
+        assert_eq!(scim_type(e), Some("mutability"));
+        patched(
+            json!({"userName": "a"}),
+            json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "value": "m1"}]),
+        )
+        .unwrap();
     }
 
     #[test]

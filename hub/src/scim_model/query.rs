@@ -284,9 +284,154 @@ fn keep_sub(kept: &mut Map<String, Value>, key: &str, value: &Value, sub: &str) 
     }
 }
 
-/// Applies `attributes` / `excludedAttributes`; `id`, `schemas` and `meta`
-/// always stay (returned "always").
-pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) -> Value {
+/// Applies `attributes` / `excludedAttributes` and the `returned`
+/// characteristic the published schema gives each attribute: `id` and
+/// `schemas` (and any `always` attribute) stay even when excluded, `meta`
+/// stays unless excluded, `never` is never returned, `request` only when
+/// `attributes` names it.
+pub fn project(
+    resource: Value,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+    schema: &super::schema::ResourceSchema,
+) -> Value {
+    project_with(resource, attributes, excluded, &schema.definitions())
+}
+
+/// [`project`] by the given schema definitions, core first.
+pub fn project_with(
+    resource: Value,
+    attributes: &[AttrPath],
+    excluded: &[AttrPath],
+    definitions: &[&Value],
+) -> Value {
+    let full = resource.clone();
+    let projected = select_attributes(resource, attributes, excluded);
+    apply_returned(full, projected, attributes, definitions)
+}
+
+/// Whether `attributes` names `name` (in `urn`, None for the core schema),
+/// or its sub-attribute `sub`.
+fn asked(attributes: &[AttrPath], urn: Option<&str>, name: &str, sub: Option<&str>) -> bool {
+    attributes.iter().any(|p| {
+        let same_schema = match (&p.schema, urn) {
+            (None, None) => true,
+            (Some(s), None) => s
+                .to_ascii_lowercase()
+                .starts_with("urn:ietf:params:scim:schemas:core:"),
+            (Some(s), Some(u)) => s.eq_ignore_ascii_case(u),
+            (None, Some(_)) => false,
+        };
+        same_schema
+            && p.name.eq_ignore_ascii_case(name)
+            && match sub {
+                None => true,
+                Some(sub) => p
+                    .sub_attr
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case(sub)),
+            }
+    })
+}
+
+fn returned(def: &Value) -> &str {
+    def["returned"].as_str().unwrap_or("default")
+}
+
+fn apply_returned(
+    full: Value,
+    projected: Value,
+    attributes: &[AttrPath],
+    definitions: &[&Value],
+) -> Value {
+    let (Value::Object(full), Value::Object(mut out)) = (full, projected) else {
+        return Value::Null;
+    };
+    for key in ["id", "schemas"] {
+        if let (Some(v), false) = (full.get(key), out.contains_key(key)) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    for (n, def) in definitions.iter().enumerate() {
+        let urn = (n > 0).then(|| def["id"].as_str().unwrap_or_default());
+        let Some(attrs) = def["attributes"].as_array() else {
+            continue;
+        };
+        let (src, dst) = match urn {
+            None => (Some(&full), Some(&mut out)),
+            Some(urn) => {
+                let k = super::patch::key_of(&full, urn);
+                let src = full.get(&k).and_then(Value::as_object);
+                if src.is_some()
+                    && !out.contains_key(&k)
+                    && attrs.iter().any(|a| returned(a) == "always")
+                {
+                    out.insert(k.clone(), json!({}));
+                }
+                (src, out.get_mut(&k).and_then(Value::as_object_mut))
+            }
+        };
+        let Some(dst) = dst else { continue };
+        for a in attrs {
+            let Some(name) = a["name"].as_str() else {
+                continue;
+            };
+            let key = super::patch::key_of(dst, name);
+            match returned(a) {
+                "never" => {
+                    dst.remove(&key);
+                    continue;
+                }
+                "request" if !asked(attributes, urn, name, None) => {
+                    dst.remove(&key);
+                    continue;
+                }
+                "always" => {
+                    let skey = src.map(|s| super::patch::key_of(s, name));
+                    if let Some(v) = src.zip(skey).and_then(|(s, k)| s.get(&k)) {
+                        dst.insert(key.clone(), v.clone());
+                    }
+                }
+                _ => {}
+            }
+            let Some(subs) = a["subAttributes"].as_array() else {
+                continue;
+            };
+            for s in subs {
+                let Some(sub) = s["name"].as_str() else {
+                    continue;
+                };
+                let drop = match returned(s) {
+                    "never" => true,
+                    "request" => !asked(attributes, urn, name, Some(sub)),
+                    _ => false,
+                };
+                if !drop {
+                    continue;
+                }
+                let items: Vec<&mut Map<String, Value>> = match dst.get_mut(&key) {
+                    Some(Value::Object(o)) => vec![o],
+                    Some(Value::Array(list)) => {
+                        list.iter_mut().filter_map(Value::as_object_mut).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for o in items {
+                    let k = super::patch::key_of(o, sub);
+                    o.remove(&k);
+                }
+            }
+        }
+        if urn.is_some() && dst.is_empty() {
+            let k = super::patch::key_of(&out, urn.unwrap_or_default());
+            out.remove(&k);
+        }
+    }
+    Value::Object(out)
+}
+
+/// `attributes` then `excludedAttributes`, by name alone.
+fn select_attributes(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) -> Value {
     let Value::Object(mut obj) = resource else {
         return resource;
     };
@@ -331,7 +476,7 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
         obj = kept;
     }
     for p in excluded {
-        if ["id", "schemas", "meta"]
+        if ["id", "schemas"]
             .iter()
             .any(|k| k.eq_ignore_ascii_case(&p.name))
             && p.schema.is_none()
@@ -388,6 +533,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::scim_model::schema::USER;
 
     fn params(pairs: &[(&str, &str)]) -> Result<ListParams, ScimError> {
         let pairs: Vec<(String, String)> = pairs
@@ -538,21 +684,78 @@ mod tests {
             "meta": {"resourceType": "User"},
         });
         let p = params(&[("attributes", "name.givenName")]).unwrap();
-        let out = project(user.clone(), &p.attributes, &p.excluded);
+        let out = project(user.clone(), &p.attributes, &p.excluded, &USER);
         assert_eq!(out["id"], "1");
         assert_eq!(out["name"], json!({"givenName": "G"}));
         assert!(out.get("displayName").is_none());
         let mut with_emails = user.clone();
         with_emails["emails"] = json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}]);
         let p = params(&[("attributes", "emails.value,name.familyName,name.givenName")]).unwrap();
-        let out = project(with_emails, &p.attributes, &p.excluded);
+        let out = project(with_emails, &p.attributes, &p.excluded, &USER);
         assert_eq!(out["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
         assert_eq!(out["name"], json!({"givenName": "G", "familyName": "F"}));
         let p = params(&[("excludedAttributes", "name,id")]).unwrap();
-        let out = project(user, &p.attributes, &p.excluded);
+        let out = project(user, &p.attributes, &p.excluded, &USER);
         assert!(out.get("name").is_none());
         assert_eq!(out["id"], "1", "id is returned always");
         assert_eq!(out["displayName"], "A");
+    }
+
+    #[test]
+    fn projection_follows_the_returned_characteristic() {
+        let defs = json!({
+            "id": "urn:test:core",
+            "attributes": [
+                {"name": "secret", "returned": "never"},
+                {"name": "big", "returned": "request"},
+                {"name": "key", "returned": "always"},
+                {"name": "plain", "returned": "default"},
+                {"name": "items", "returned": "default", "subAttributes": [
+                    {"name": "value", "returned": "default"},
+                    {"name": "blob", "returned": "request"},
+                    {"name": "hash", "returned": "never"},
+                ]},
+            ],
+        });
+        let ext = json!({"id": "urn:test:ext", "attributes": [
+            {"name": "hidden", "returned": "never"},
+            {"name": "shown", "returned": "default"},
+        ]});
+        let defs = [&defs, &ext];
+        let r = json!({
+            "schemas": ["urn:test:core"], "id": "1", "meta": {"version": "W/\"1\""},
+            "secret": "s", "big": "b", "key": "k", "plain": "p",
+            "items": [{"value": "v", "blob": "x", "hash": "h"}],
+            "urn:test:ext": {"hidden": "h", "shown": "s"},
+        });
+        let run = |pairs: &[(&str, &str)]| {
+            let p = params(pairs).unwrap();
+            project_with(r.clone(), &p.attributes, &p.excluded, &defs)
+        };
+        // Default: never and request left out, at every level.
+        assert_eq!(
+            run(&[]),
+            json!({"schemas": ["urn:test:core"], "id": "1", "meta": {"version": "W/\"1\""},
+                "key": "k", "plain": "p", "items": [{"value": "v"}],
+                "urn:test:ext": {"shown": "s"}})
+        );
+        // request when asked for; never even when asked for; always and
+        // id/schemas even when not asked for or excluded.
+        assert_eq!(
+            run(&[(
+                "attributes",
+                "big,secret,items.blob,items.hash,urn:test:ext:hidden"
+            )]),
+            json!({"schemas": ["urn:test:core"], "id": "1", "meta": {"version": "W/\"1\""},
+                "big": "b", "key": "k", "items": [{"blob": "x"}]})
+        );
+        assert_eq!(
+            run(&[(
+                "excludedAttributes",
+                "key,id,schemas,meta,plain,items,urn:test:ext:shown"
+            )]),
+            json!({"schemas": ["urn:test:core"], "id": "1", "key": "k"})
+        );
     }
 
     #[test]

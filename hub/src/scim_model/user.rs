@@ -41,6 +41,7 @@ pub fn from_body(body: &Value) -> Result<Map<String, Value>, ScimError> {
         };
         out.insert(key, v);
     }
+    strip_read_only(&mut out, &USER);
     normalize(&mut out)?;
     Ok(out)
 }
@@ -106,6 +107,51 @@ pub fn normalize(user: &mut Map<String, Value>) -> Result<(), ScimError> {
         return Err(ScimError::invalid_value("externalId must be a string"));
     }
     Ok(())
+}
+
+/// Drops what the published schemas mark readOnly from a POST or PUT body
+/// (RFC 7644 3.3, 3.5.1: ignored, not refused), at any level: a core
+/// attribute, an extension's, or a sub-attribute (`manager.displayName`).
+pub fn strip_read_only(attrs: &mut Map<String, Value>, resource: &schema::ResourceSchema) {
+    for (n, def) in resource.definitions().into_iter().enumerate() {
+        let holder = if n == 0 {
+            Some(&mut *attrs)
+        } else {
+            let urn = def["id"].as_str().unwrap_or_default();
+            let k = key_of(attrs, urn);
+            attrs.get_mut(&k).and_then(Value::as_object_mut)
+        };
+        let Some(holder) = holder else { continue };
+        for a in def["attributes"].as_array().into_iter().flatten() {
+            let Some(name) = a["name"].as_str() else {
+                continue;
+            };
+            let key = key_of(holder, name);
+            if a["mutability"] == "readOnly" {
+                holder.remove(&key);
+                continue;
+            }
+            for sub in a["subAttributes"].as_array().into_iter().flatten() {
+                let (Some(sname), "readOnly") = (
+                    sub["name"].as_str(),
+                    sub["mutability"].as_str().unwrap_or_default(),
+                ) else {
+                    continue;
+                };
+                let items: Vec<&mut Map<String, Value>> = match holder.get_mut(&key) {
+                    Some(Value::Object(o)) => vec![o],
+                    Some(Value::Array(list)) => {
+                        list.iter_mut().filter_map(Value::as_object_mut).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for o in items {
+                    let k = key_of(o, sname);
+                    o.remove(&k);
+                }
+            }
+        }
+    }
 }
 
 fn coerce_bool(v: &mut Value) {

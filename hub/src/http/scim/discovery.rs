@@ -10,7 +10,7 @@ use super::{ScimResponse, base_url};
 use crate::AppState;
 use crate::scim_model::ScimError;
 use crate::scim_model::query::{MAX_COUNT, list_response};
-use crate::scim_model::schema::{ENTERPRISE_URN, GROUP_URN, SYNCD_URN, USER_URN};
+use crate::scim_model::schema::{ENTERPRISE_URN, GROUP_URN, SYNCD_URN, USER_URN, definitions};
 
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::get;
@@ -88,174 +88,17 @@ async fn resource_type(
         .ok_or_else(|| ScimError::NotFound(format!("no resource type {id}")))
 }
 
-/// One attribute definition; `flags` holds the non-default characteristics.
-fn attr(name: &str, kind: &str, flags: &[&str], subs: Vec<Value>) -> Value {
-    let has = |f: &str| flags.contains(&f);
-    let mut a = json!({
-        "name": name,
-        "type": kind,
-        "multiValued": has("multi"),
-        "required": has("required"),
-        "caseExact": has("caseExact"),
-        "mutability": if has("readOnly") { "readOnly" } else if has("immutable") { "immutable" } else if has("writeOnly") { "writeOnly" } else { "readWrite" },
-        "returned": if has("never") { "never" } else if has("always") { "always" } else { "default" },
-        "uniqueness": if has("unique") { "server" } else { "none" },
-        "description": name,
-    });
-    if !subs.is_empty() {
-        a["subAttributes"] = Value::Array(subs);
-    }
-    a
-}
-
-fn s(name: &str) -> Value {
-    attr(name, "string", &[], vec![])
-}
-
-fn multi(name: &str) -> Value {
-    attr(
-        name,
-        "complex",
-        &["multi"],
-        vec![
-            s("value"),
-            s("display"),
-            s("type"),
-            attr("primary", "boolean", &[], vec![]),
-        ],
-    )
-}
-
 fn schema_list(base: &str) -> Vec<Value> {
-    let user = vec![
-        attr("userName", "string", &["required", "unique"], vec![]),
-        attr(
-            "name",
-            "complex",
-            &[],
-            [
-                "formatted",
-                "familyName",
-                "givenName",
-                "middleName",
-                "honorificPrefix",
-                "honorificSuffix",
-            ]
-            .into_iter()
-            .map(s)
-            .collect(),
-        ),
-        s("displayName"),
-        s("nickName"),
-        attr("profileUrl", "reference", &[], vec![]),
-        s("title"),
-        s("userType"),
-        s("preferredLanguage"),
-        s("locale"),
-        s("timezone"),
-        attr("active", "boolean", &[], vec![]),
-        attr("password", "string", &["writeOnly", "never"], vec![]),
-        multi("emails"),
-        multi("phoneNumbers"),
-        multi("ims"),
-        multi("photos"),
-        attr(
-            "addresses",
-            "complex",
-            &["multi"],
-            [
-                "formatted",
-                "streetAddress",
-                "locality",
-                "region",
-                "postalCode",
-                "country",
-                "type",
-            ]
-            .into_iter()
-            .map(s)
-            .chain([attr("primary", "boolean", &[], vec![])])
-            .collect(),
-        ),
-        attr(
-            "groups",
-            "complex",
-            &["multi", "readOnly"],
-            vec![
-                s("value"),
-                attr("$ref", "reference", &[], vec![]),
-                s("display"),
-                s("type"),
-            ],
-        ),
-        multi("entitlements"),
-        multi("roles"),
-        multi("x509Certificates"),
-        attr("externalId", "string", &["caseExact"], vec![]),
-    ];
-    let enterprise = vec![
-        s("employeeNumber"),
-        s("costCenter"),
-        s("organization"),
-        s("division"),
-        s("department"),
-        attr(
-            "manager",
-            "complex",
-            &[],
-            vec![
-                s("value"),
-                attr("$ref", "reference", &[], vec![]),
-                attr("displayName", "string", &["readOnly"], vec![]),
-            ],
-        ),
-    ];
-    let syncd = vec![
-        attr("consent", "complex", &[], vec![]),
-        attr("brandConsent", "complex", &[], vec![]),
-        attr("brands", "string", &["multi"], vec![]),
-        attr("attributes", "complex", &[], vec![]),
-    ];
-    let group = vec![
-        attr("displayName", "string", &["required", "unique"], vec![]),
-        attr(
-            "members",
-            "complex",
-            &["multi"],
-            vec![
-                attr("value", "string", &["immutable", "caseExact"], vec![]),
-                attr("$ref", "reference", &["immutable"], vec![]),
-                s("display"),
-                s("type"),
-            ],
-        ),
-        attr("externalId", "string", &["caseExact"], vec![]),
-    ];
-    [
-        (USER_URN, "User", "User Account", user),
-        (
-            ENTERPRISE_URN,
-            "EnterpriseUser",
-            "Enterprise User",
-            enterprise,
-        ),
-        (
-            SYNCD_URN,
-            "SyncdUser",
-            "Hub extension: consent per purpose (\"granted\"/\"denied\") and custom attributes",
-            syncd,
-        ),
-        (GROUP_URN, "Group", "Group", group),
-    ]
-    .into_iter()
-    .map(|(id, name, description, attributes)| {
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-            "id": id, "name": name, "description": description, "attributes": attributes,
-            "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")},
+    definitions()
+        .iter()
+        .map(|def| {
+            let mut def = def.clone();
+            let id = def["id"].as_str().unwrap_or_default().to_string();
+            def["meta"] =
+                json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")});
+            def
         })
-    })
-    .collect()
+        .collect()
 }
 
 async fn schemas(_client: ScimClient, headers: HeaderMap) -> ScimResponse {

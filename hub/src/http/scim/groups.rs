@@ -86,7 +86,7 @@ pub(crate) async fn list_groups(
     };
     let resources = page
         .into_iter()
-        .map(|r| query::project(r, &params.attributes, &params.excluded))
+        .map(|r| query::project(r, &params.attributes, &params.excluded, &GROUP))
         .collect();
     Ok(ScimResponse::ok(query::list_response(
         resources,
@@ -116,6 +116,7 @@ fn answer(
         group::render(record, &base_url(headers)),
         &params.attributes,
         &params.excluded,
+        &GROUP,
     );
     Ok(ScimResponse::new(status, Some(body)).with_etag(record.version))
 }

@@ -102,7 +102,7 @@ pub(crate) async fn list_users(
     };
     let resources = page
         .into_iter()
-        .map(|r| query::project(r, &params.attributes, &params.excluded))
+        .map(|r| query::project(r, &params.attributes, &params.excluded, &USER))
         .collect();
     Ok(ScimResponse::ok(query::list_response(
         resources,
@@ -133,6 +133,7 @@ fn answer(
         user::render(record, &base_url(headers)),
         &params.attributes,
         &params.excluded,
+        &USER,
     );
     Ok(ScimResponse::new(status, Some(body)).with_etag(record.version))
 }
