@@ -90,8 +90,8 @@ async fn commit(store: &dyn Store, items: &[IngestItem], replies: Vec<Reply>, wa
     }
     match result {
         Ok(outcomes) => {
-            // Wake idle workers now, or the next one to wait.
-            wake.notify_waiters();
+            // Wake one idle worker (or the next to wait): waking them all
+            // would have them race to claim the same few jobs.
             wake.notify_one();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

@@ -41,7 +41,7 @@ macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         use $crate::store::*;
 
-        type Tx = sqlx::Transaction<'static, $db>;
+        type Tx = WriteTx;
 
         impl $store {
             async fn insert_job(
@@ -395,6 +395,14 @@ macro_rules! impl_store {
             }
 
             async fn subject_report(&self, subject_id: &str) -> Result<Option<SubjectReport>, StoreError> {
+                // The receipt first: it commits with the PII scrub, so a report
+                // that shows a receipt also shows the scrubbed profile.
+                let receipt: Option<(i64, i64, String, String)> = sqlx::query_as(
+                    "SELECT requested_at, completed_at, confirmed, unconfirmed FROM erasure_receipts WHERE subject_id = $1",
+                )
+                .bind(subject_id)
+                .fetch_optional(&self.pool)
+                .await?;
                 let row: Option<(String, String, String, String, i64, Option<i64>, Option<i64>, Option<i64>)> =
                     sqlx::query_as(
                         "SELECT id, source, external_id, profile, version, deleted_at, erase_requested_at, erased_at \
@@ -433,12 +441,7 @@ macro_rules! impl_store {
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await?;
-                let receipt: Option<(i64, i64, String, String)> = sqlx::query_as(
-                    "SELECT requested_at, completed_at, confirmed, unconfirmed FROM erasure_receipts WHERE subject_id = $1",
-                )
-                .bind(&id)
-                .fetch_optional(&self.pool)
-                .await?;
+
                 let deliveries = self.attempts(Some(&id), 1000).await?;
                 Ok(Some(SubjectReport {
                     profile: serde_json::from_str(&profile)?,

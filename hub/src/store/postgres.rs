@@ -7,6 +7,9 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::StoreError;
 
+/// Row locks and SKIP LOCKED coordinate PostgreSQL writers; no gate needed.
+pub type WriteTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
 pub struct PgStore {
     pool: sqlx::PgPool,
 }
@@ -70,7 +73,7 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(self.pool.begin().await?)
     }
 }

@@ -2,6 +2,7 @@
 //! so a commit is on disk before the hub acknowledges anything.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -10,6 +11,35 @@ use super::StoreError;
 
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    /// SQLite takes one writer at a time. Queueing writers here, fairly,
+    /// instead of in SQLite's busy handler (which sleeps in growing steps)
+    /// keeps tail latency low when ingest and workers write at once.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction that holds the write gate until it ends.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 mod sql {
@@ -77,13 +107,18 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// `BEGIN IMMEDIATE` takes the write lock up front, so a transaction that
     /// reads before it writes cannot fail with SQLITE_BUSY halfway.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let gate = self.write_gate.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _gate: gate })
     }
 }
 
