@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde_json::json;
 
+use super::local::{LocalHub, SOURCE, random_secret, signed_post};
 use super::sink::Sink;
-use crate::config::{RawConfig, SourceSettings};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -30,8 +29,8 @@ pub struct BenchArgs {
 const BENCH_MAPPING: &str = r#"destination: bench-sink
 connector: webhook
 settings:
-  url: ${env:HUB_BENCH_SINK_URL}
-  secret: ${env:HUB_BENCH_SINK_SECRET}
+  url: SINK_URL
+  secret: SINK_SECRET
   timeout: 10s
 fields:
   external_id: { from: externalId }
@@ -106,7 +105,7 @@ where
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     connectors::install_crypto_provider();
     let n = args.n.max(1);
-    let sink_secret = super::random_secret();
+    let sink_secret = random_secret();
     let mut sink = Sink::start(sink_secret.clone(), &[], true).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
@@ -123,17 +122,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "subject": format!("s{i}"), "data": {"external_id": format!("ceiling-{i}")}})
         .to_string();
         let id = format!("msg_ceiling_{i}");
-        let ts = chrono::Utc::now().timestamp();
-        let sig = secret.sign(&id, ts, body.as_bytes());
+        let request = signed_post(&c, &url, &secret, &id, body);
         async move {
-            let r = c
-                .post(&url)
-                .header("webhook-id", id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await?;
+            let r = request.send().await?;
             anyhow::ensure!(r.status().is_success(), "sink answered {}", r.status());
             Ok(())
         }
@@ -143,37 +134,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ceiling = n as f64 / ceiling_time.as_secs_f64();
 
     // 2. The hub, in this process, on the chosen database.
-    let dir = tempfile::tempdir()?;
-    let (database_url, cleanup) = prepare_database(&args.database, dir.path()).await?;
-    let mappings = dir.path().join("mappings");
-    std::fs::create_dir_all(&mappings)?;
-    // SAFETY: set before the hub starts reading its mappings.
-    unsafe {
-        std::env::set_var("HUB_BENCH_SINK_URL", sink.url());
-        std::env::set_var("HUB_BENCH_SINK_SECRET", sink_secret.to_text());
-    }
-    std::fs::write(mappings.join("bench.yaml"), BENCH_MAPPING)?;
-    let source_secret = super::random_secret();
-    let mut raw = RawConfig {
-        listen: "127.0.0.1:0".into(),
-        database_url: database_url.clone(),
-        mappings,
-        ..Default::default()
-    };
-    raw.sources.insert(
-        "bench".into(),
-        SourceSettings {
-            secret: Some(source_secret.to_text()),
-            secrets: vec![],
-        },
-    );
-    let config = raw.validate()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hub_url = format!("http://{}/webhooks/bench", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub = tokio::spawn(crate::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let mapping = BENCH_MAPPING
+        .replace("SINK_URL", &sink.url())
+        .replace("SINK_SECRET", &sink_secret.to_text());
+    let hub = LocalHub::start(&args.database, &[("bench.yaml", mapping)], |_| {}).await?;
 
     let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
@@ -203,36 +167,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let c = client.clone();
     let sa = sent_at.clone();
+    let hub_url = format!("{}/webhooks/{SOURCE}", hub.url);
+    let source_secret = hub.source_secret.clone();
     let (accept_time, accept_lat) = drive(n, args.concurrency, move |i| {
-        let c = c.clone();
-        let url = hub_url.clone();
-        let body = event(i).to_string();
         let id = format!("msg_bench_{i}");
-        let ts = chrono::Utc::now().timestamp();
-        let sig = source_secret.sign(&id, ts, body.as_bytes());
+        let request = signed_post(&c, &hub_url, &source_secret, &id, event(i).to_string());
         let sa = sa.clone();
         async move {
             let _ = sa[i].set(Instant::now());
-            let r = c
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("webhook-id", id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", sig)
-                .body(body)
-                .send()
-                .await?;
+            let r = request.send().await?;
             anyhow::ensure!(r.status().as_u16() == 202, "hub answered {}", r.status());
             Ok(())
         }
     })
     .await?;
     let arrivals = collector.await?;
-    let _ = stop.send(());
-    let _ = hub.await;
-    if let Some(drop) = cleanup {
-        drop.await?;
-    }
+    let backend = hub.backend();
+    hub.stop().await?;
 
     let delivered = arrivals.len();
     let last = arrivals.values().max().copied().unwrap_or(started);
@@ -244,19 +195,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     e2e.sort();
     let accepted = n as f64 / accept_time.as_secs_f64();
     let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
-    let backend = if database_url.starts_with("sqlite") {
-        "sqlite"
-    } else {
-        "postgres"
-    };
     println!(
-        "hub bench: {n} webhooks, {} concurrent senders, {backend} ({})",
-        args.concurrency,
-        if backend == "sqlite" {
-            "WAL, synchronous=FULL"
-        } else {
-            "default durability"
-        }
+        "hub bench: {n} webhooks, {} concurrent senders, {backend}",
+        args.concurrency
     );
     println!("  ceiling (bare HTTP to the sink)  {ceiling:>9.0} req/s");
     println!(
@@ -281,39 +222,4 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-pub(crate) type Cleanup =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
-
-/// A temporary SQLite file, or a fresh database inside the PostgreSQL server.
-pub(crate) async fn prepare_database(
-    spec: &str,
-    dir: &std::path::Path,
-) -> anyhow::Result<(String, Option<Cleanup>)> {
-    use sqlx::Connection;
-    if spec == "sqlite" {
-        return Ok((format!("sqlite://{}", dir.join("bench.db").display()), None));
-    }
-    let mut url =
-        url::Url::parse(spec).context("--database must be sqlite or a postgres:// URL")?;
-    let name = format!("hub_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(spec)
-        .await
-        .context("cannot reach PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await?;
-    url.set_path(&name);
-    let admin_url = spec.to_string();
-    let cleanup: Cleanup = Box::pin(async move {
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await?;
-        Ok(())
-    });
-    Ok((url.to_string(), Some(cleanup)))
 }

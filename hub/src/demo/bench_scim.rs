@@ -10,8 +10,9 @@ use anyhow::Context;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::bench::{drive, ms, percentile, prepare_database};
-use crate::config::{RawConfig, ScimClientSettings};
+use super::bench::{drive, ms, percentile};
+use super::local::LocalHub;
+use crate::config::ScimClientSettings;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchScimArgs {
@@ -57,32 +58,17 @@ pub async fn run(args: BenchScimArgs) -> anyhow::Result<()> {
     let patches = args.patches;
 
     // The hub, in this process: one SCIM client, no destinations.
-    let dir = tempfile::tempdir()?;
-    let (database_url, cleanup) = prepare_database(&args.database, dir.path()).await?;
-    let mappings = dir.path().join("mappings");
-    std::fs::create_dir_all(&mappings)?;
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
     let token = hex::encode(key);
-    let mut raw = RawConfig {
-        listen: "127.0.0.1:0".into(),
-        database_url: database_url.clone(),
-        mappings,
-        ..Default::default()
-    };
-    raw.scim.clients.insert(
-        "bench".into(),
-        ScimClientSettings {
-            token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
-        },
-    );
-    let config = raw.validate()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}/scim/v2", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub = tokio::spawn(crate::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let token_sha256 = hex::encode(Sha256::digest(token.as_bytes()));
+    let hub = LocalHub::start(&args.database, &[], |raw| {
+        raw.scim
+            .clients
+            .insert("bench".into(), ScimClientSettings { token_sha256 });
+    })
+    .await?;
+    let base = format!("{}/scim/v2", hub.url);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(60))
@@ -90,21 +76,13 @@ pub async fn run(args: BenchScimArgs) -> anyhow::Result<()> {
     let auth = format!("Bearer {token}");
 
     let result = measure(&client, &base, &auth, n, concurrency, patches).await;
-    let _ = stop.send(());
-    let _ = hub.await;
-    if let Some(drop) = cleanup {
-        drop.await?;
-    }
+    let backend = hub.backend();
+    hub.stop().await?;
     let m = result?;
 
     // The ceiling: the same client, a trivial route, the same concurrency.
     let ceiling = ceiling(&client, concurrency).await?;
 
-    let backend = if database_url.starts_with("sqlite") {
-        "sqlite (WAL, synchronous=FULL)"
-    } else {
-        "postgres (default durability)"
-    };
     println!(
         "hub bench-scim: {n} users, {concurrency} concurrent clients, {backend}, no destinations"
     );

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_scim;
+pub mod local;
 pub mod sink;
 
 use crate::delivery::plan::{Plan, plan};
@@ -44,8 +45,8 @@ pub fn preview(
 const DEMO_MAPPING: &str = r#"destination: demo-crm
 connector: webhook
 settings:
-  url: ${env:HUB_DEMO_SINK_URL}
-  secret: ${env:HUB_DEMO_SINK_SECRET}
+  url: SINK_URL
+  secret: SINK_SECRET
   timeout: 5s
 consent: [marketing_email]
 on_delete: delete
@@ -65,81 +66,37 @@ fields:
     map: { DE: Germany, GB: United Kingdom, FI: Finland, US: United States }
 "#;
 
-fn random_secret() -> connectors::standard_webhooks::WebhookSecret {
-    use rand::RngCore;
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    connectors::standard_webhooks::WebhookSecret::from_bytes(&key)
-}
-
 /// Starts the hub in this process on a temporary SQLite file, pushes sample
 /// changes through signed webhooks and narrates what each destination got.
 pub async fn run() -> anyhow::Result<std::process::ExitCode> {
     use std::time::Duration;
 
-    use crate::config::{RawConfig, SourceSettings};
     use anyhow::Context;
     use serde_json::json;
 
-    connectors::install_crypto_provider();
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let sink_secret = random_secret();
+    let sink_secret = local::random_secret();
     let mut sink = sink::Sink::start(sink_secret.clone(), &["cust-linus"], true).await?;
-    let mappings = dir.path().join("mappings");
-    std::fs::create_dir_all(&mappings)?;
-    // The mapping reads its URL and secret from env, like a real deployment.
-    // SAFETY: set before any other thread of ours reads the environment.
-    unsafe {
-        std::env::set_var("HUB_DEMO_SINK_URL", sink.url());
-        std::env::set_var("HUB_DEMO_SINK_SECRET", sink_secret.to_text());
-    }
-    std::fs::write(mappings.join("demo-crm.yaml"), DEMO_MAPPING)?;
-
-    let source_secret = random_secret();
-    let mut raw = RawConfig {
-        listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", dir.path().join("hub.db").display()),
-        mappings: mappings.clone(),
-        ..Default::default()
-    };
-    raw.sources.insert(
-        "ciam".into(),
-        SourceSettings {
-            secret: Some(source_secret.to_text()),
-            secrets: vec![],
-        },
+    let mapping = DEMO_MAPPING
+        .replace("SINK_URL", &sink.url())
+        .replace("SINK_SECRET", &sink_secret.to_text());
+    let hub = local::LocalHub::start("sqlite", &[("demo-crm.yaml", mapping)], |raw| {
+        raw.delivery.retry_base = Duration::from_secs(1);
+        raw.delivery.poll_interval = Duration::from_millis(100);
+    })
+    .await?;
+    println!(
+        "hub demo: hub on {}, database {}",
+        hub.url, hub.database_url
     );
-    raw.delivery.retry_base = Duration::from_secs(1);
-    raw.delivery.poll_interval = Duration::from_millis(100);
-    let config = raw.validate()?;
-    let database_url = config.database_url.clone();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hub_url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub = tokio::spawn(crate::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
-    println!("hub demo: hub on {hub_url}, database {database_url}");
     println!(
         "          destination demo-crm -> built-in sink {} (needs consent: marketing_email)\n",
         sink.url()
     );
 
-    let store = crate::store::connect(&database_url).await?;
+    let store = crate::store::connect(&hub.database_url).await?;
     let client = reqwest::Client::new();
     let post = |id: &str, event: serde_json::Value| {
-        let body = event.to_string();
-        let ts = chrono::Utc::now().timestamp();
-        let sig = source_secret.sign(id, ts, body.as_bytes());
-        client
-            .post(format!("{hub_url}/webhooks/ciam"))
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(body)
-            .send()
+        hub.post_webhook(&client, id, event.to_string()).send()
     };
     let person = |ext: &str,
                   given: &str,
@@ -301,8 +258,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
             }
         }
     }
-    let _ = stop.send(());
-    let _ = hub.await;
+    hub.stop().await?;
 
     let checks = [
         (
