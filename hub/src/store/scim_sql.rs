@@ -16,8 +16,10 @@ macro_rules! users_where {
     };
 }
 
+/// The (rows, count, `$1` value) triple `user_statements` returns, for the
+/// condition `$extra` appended to the live-Users `WHERE`.
 macro_rules! user_sql {
-    ($extra:literal) => {
+    ($extra:literal, $arg:expr) => {
         (
             concat!(
                 "SELECT id, source, external_id, profile, version, created_at, updated_at ",
@@ -25,6 +27,7 @@ macro_rules! user_sql {
                 " ORDER BY id LIMIT $2 OFFSET $3"
             ),
             concat!("SELECT COUNT(*) ", users_where!($extra)),
+            $arg,
         )
     };
 }
@@ -45,46 +48,28 @@ pub(crate) fn emails_lowercased(profile: &serde_json::Value) -> Vec<String> {
     out
 }
 
-/// (rows, count) statements per narrowing; `$1` is the narrowing value.
+/// (rows, count) statements per narrowing and their `$1`, the narrowing value.
 pub(crate) fn user_statements(
     narrowing: &super::UserNarrowing,
 ) -> (&'static str, &'static str, String) {
     use super::UserNarrowing as N;
     match narrowing {
-        N::All => {
-            let (a, b) = user_sql!(" AND $1 = ''");
-            (a, b, String::new())
-        }
-        N::Id(v) => {
-            let (a, b) = user_sql!(" AND id = $1");
-            (a, b, v.clone())
-        }
-        N::UserName(v) => {
-            let (a, b) = user_sql!(" AND scim_user_name = $1");
-            (a, b, v.clone())
-        }
-        N::ExternalId(v) => {
-            let (a, b) = user_sql!(" AND external_id = $1");
-            (a, b, v.clone())
-        }
-        N::Email(v) => {
-            let (a, b) =
-                user_sql!(" AND id IN (SELECT subject_id FROM subject_emails WHERE email = $1)");
-            (a, b, v.clone())
-        }
-        N::ModifiedSince(ms) => {
-            let (a, b) = user_sql!(" AND updated_at >= CAST($1 AS BIGINT)");
-            (a, b, ms.to_string())
-        }
-        N::ModifiedUntil(ms) => {
-            let (a, b) = user_sql!(" AND updated_at <= CAST($1 AS BIGINT)");
-            (a, b, ms.to_string())
-        }
+        N::All => user_sql!(" AND $1 = ''", String::new()),
+        N::Id(v) => user_sql!(" AND id = $1", v.clone()),
+        N::UserName(v) => user_sql!(" AND scim_user_name = $1", v.clone()),
+        N::ExternalId(v) => user_sql!(" AND external_id = $1", v.clone()),
+        N::Email(v) => user_sql!(
+            " AND id IN (SELECT subject_id FROM subject_emails WHERE email = $1)",
+            v.clone()
+        ),
+        N::ModifiedSince(ms) => user_sql!(" AND updated_at >= CAST($1 AS BIGINT)", ms.to_string()),
+        N::ModifiedUntil(ms) => user_sql!(" AND updated_at <= CAST($1 AS BIGINT)", ms.to_string()),
     }
 }
 
+/// As `user_sql!`, for Groups.
 macro_rules! group_sql {
-    ($extra:literal) => {
+    ($extra:literal, $arg:expr) => {
         (
             concat!(
                 "SELECT id, source, external_id, display_name, version, created_at, updated_at \
@@ -93,6 +78,7 @@ macro_rules! group_sql {
                 " ORDER BY id LIMIT $2 OFFSET $3"
             ),
             concat!("SELECT COUNT(*) FROM scim_groups WHERE true", $extra),
+            $arg,
         )
     };
 }
@@ -102,22 +88,10 @@ pub(crate) fn group_statements(
 ) -> (&'static str, &'static str, String) {
     use super::GroupNarrowing as N;
     match narrowing {
-        N::All => {
-            let (a, b) = group_sql!(" AND $1 = ''");
-            (a, b, String::new())
-        }
-        N::Id(v) => {
-            let (a, b) = group_sql!(" AND id = $1");
-            (a, b, v.clone())
-        }
-        N::DisplayName(v) => {
-            let (a, b) = group_sql!(" AND display_name_key = $1");
-            (a, b, v.clone())
-        }
-        N::ExternalId(v) => {
-            let (a, b) = group_sql!(" AND external_id = $1");
-            (a, b, v.clone())
-        }
+        N::All => group_sql!(" AND $1 = ''", String::new()),
+        N::Id(v) => group_sql!(" AND id = $1", v.clone()),
+        N::DisplayName(v) => group_sql!(" AND display_name_key = $1", v.clone()),
+        N::ExternalId(v) => group_sql!(" AND external_id = $1", v.clone()),
     }
 }
 

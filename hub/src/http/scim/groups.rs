@@ -1,150 +1,102 @@
 //! `/scim/v2/Groups`: CRUD and PATCH of groups; membership changes rewrite
 //! each affected member's `groups` attribute and queue it for every
-//! destination, in the same transaction.
+//! destination, in the same transaction. The handlers shared with `/Users`
+//! are in `resource.rs`.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::auth::ScimClient;
-use super::{ScimResponse, base_url, check_if_match, json_body, not_modified, query_pairs, wake};
+use super::resource::{self, ScimResource, created, list, read, refused, remove, search};
+use super::{ScimResponse, base_url, json_body};
 use crate::AppState;
 use crate::scim_model::group::{self, GroupInput};
 use crate::scim_model::query::{self, ListParams};
-use crate::scim_model::schema::GROUP;
+use crate::scim_model::schema::{GROUP, ResourceSchema};
 use crate::scim_model::{ScimError, patch};
 use crate::store::{
-    GroupNarrowing, ScimGroupRecord, ScimGroupWrite, ScimOp, ScimWriteOutcome, now_ms,
+    GroupNarrowing, ScimGroupRecord, ScimGroupWrite, ScimOp, ScimWriteOutcome, StoreError, now_ms,
 };
-
-const WRITE_ATTEMPTS: usize = 5;
 
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::{get, post};
+    type Group = ScimGroupRecord;
     axum::Router::new()
-        .route("/Groups", get(list).post(create))
-        .route("/Groups/.search", post(search))
+        .route("/Groups", get(list::<Group>).post(create))
+        .route("/Groups/.search", post(search::<Group>))
         .route(
             "/Groups/{id}",
-            get(read).put(replace).patch(modify).delete(remove),
+            get(read::<Group>)
+                .put(replace)
+                .patch(modify)
+                .delete(remove::<Group>),
         )
 }
 
-async fn list(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<ScimResponse, ScimError> {
-    let params = ListParams::parse(&query_pairs(q.as_deref()))?;
-    list_groups(&state, &headers, &params).await
-}
+impl ScimResource for ScimGroupRecord {
+    const NAME: &'static str = "Group";
+    const ENDPOINT: &'static str = "Groups";
+    const SCHEMA: &'static ResourceSchema = &GROUP;
+    type Write = ScimGroupWrite;
 
-async fn search(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<ScimResponse, ScimError> {
-    let params = super::users::search_params(&json_body(body).await?)?;
-    list_groups(&state, &headers, &params).await
-}
-
-pub(crate) async fn list_groups(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &ListParams,
-) -> Result<ScimResponse, ScimError> {
-    let base = base_url(headers);
-    let narrowing = query::group_narrowing(params.filter.as_ref());
-    // Entra asks excludedAttributes=members and must not get them.
-    let with_members = !params.excludes("members") || params.in_memory();
-    let (page, total) = if params.in_memory() {
-        let (records, _) = state
-            .store
-            .scim_list_groups(&narrowing, 0, None, with_members)
-            .await?;
-        query::select(
-            params,
-            records.iter().map(|r| group::render(r, &base)).collect(),
-        )
-    } else {
-        let (records, total) = state
-            .store
-            .scim_list_groups(
-                &narrowing,
-                params.start_index - 1,
-                Some(params.count),
-                with_members,
-            )
-            .await?;
-        (
-            records.iter().map(|r| group::render(r, &base)).collect(),
-            total,
-        )
-    };
-    let resources = page
-        .into_iter()
-        .map(|r| query::project(r, &params.attributes, &params.excluded, &GROUP))
-        .collect();
-    Ok(ScimResponse::ok(query::list_response(
-        resources,
-        total,
-        params.start_index,
-    )))
-}
-
-async fn load(state: &AppState, id: &str) -> Result<ScimGroupRecord, ScimError> {
-    let (mut records, _) = state
-        .store
-        .scim_list_groups(&GroupNarrowing::Id(id.to_string()), 0, Some(1), true)
-        .await?;
-    records
-        .pop()
-        .ok_or_else(|| ScimError::NotFound(format!("Resource {id} not found")))
-}
-
-fn answer(
-    status: StatusCode,
-    record: &ScimGroupRecord,
-    headers: &HeaderMap,
-    q: Option<&str>,
-) -> Result<ScimResponse, ScimError> {
-    let params = ListParams::parse(&query_pairs(q))?;
-    let body = query::project(
-        group::render(record, &base_url(headers)),
-        &params.attributes,
-        &params.excluded,
-        &GROUP,
-    );
-    Ok(ScimResponse::new(status, Some(body)).with_etag(record.version))
-}
-
-async fn read(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<ScimResponse, ScimError> {
-    let record = load(&state, &id).await?;
-    if not_modified(&headers, record.version) {
-        return Ok(ScimResponse::new(StatusCode::NOT_MODIFIED, None).with_etag(record.version));
+    fn id(&self) -> &str {
+        &self.id
     }
-    answer(StatusCode::OK, &record, &headers, q.as_deref())
-}
 
-fn refused<T>(outcome: ScimWriteOutcome<T>, id: &str) -> ScimError {
-    match outcome {
-        ScimWriteOutcome::Conflict(attr) => {
-            ScimError::Conflict(format!("a Group with this {attr} already exists"))
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn render(&self, base: &str) -> Value {
+        group::render(self, base)
+    }
+
+    async fn page(
+        state: &AppState,
+        params: &ListParams,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Self>, i64), StoreError> {
+        let narrowing = query::group_narrowing(params.filter.as_ref());
+        // Entra asks excludedAttributes=members and must not get them.
+        let with_members = !params.excludes("members") || params.in_memory();
+        state
+            .store
+            .scim_list_groups(&narrowing, offset, limit, with_members)
+            .await
+    }
+
+    async fn find(state: &AppState, id: &str) -> Result<Option<Self>, StoreError> {
+        let narrowing = GroupNarrowing::Id(id.to_string());
+        let (mut records, _) = state
+            .store
+            .scim_list_groups(&narrowing, 0, Some(1), true)
+            .await?;
+        Ok(records.pop())
+    }
+
+    async fn write(
+        state: &AppState,
+        write: &ScimGroupWrite,
+    ) -> Result<ScimWriteOutcome<Self>, StoreError> {
+        state.store.scim_write_group(write).await
+    }
+
+    fn deletion(&self, state: &AppState, client: String) -> ScimGroupWrite {
+        ScimGroupWrite {
+            op: ScimOp::Delete {
+                expected_version: Some(self.version),
+            },
+            id: self.id.clone(),
+            client,
+            external_id: self.external_id.clone(),
+            display_name: self.display_name.clone(),
+            members: Vec::new(),
+            destinations: state.destinations.load().enabled_names(),
+            now: now_ms(),
         }
-        ScimWriteOutcome::UnknownMember(m) => {
-            ScimError::invalid_value(format!("member {m} is not a known User"))
-        }
-        ScimWriteOutcome::NotFound => ScimError::NotFound(format!("Resource {id} not found")),
-        _ => ScimError::PreconditionFailed,
     }
 }
 
@@ -168,18 +120,13 @@ async fn create(
         now: now_ms(),
     };
     match state.store.scim_write_group(&write).await? {
-        ScimWriteOutcome::Done(record) => {
-            wake(&state);
-            let location = format!("{}/Groups/{}", base_url(&headers), record.id);
-            Ok(
-                answer(StatusCode::CREATED, &record, &headers, q.as_deref())?
-                    .with_location(&location),
-            )
-        }
+        ScimWriteOutcome::Done(record) => created(&state, &record, &headers, q.as_deref()),
         other => Err(refused(other, &id)),
     }
 }
 
+/// `resource::update` with the Group rules: nothing is written when the
+/// name, externalId and member set are all unchanged.
 async fn update(
     state: &AppState,
     client: String,
@@ -188,10 +135,8 @@ async fn update(
     q: Option<&str>,
     compute: impl Fn(&ScimGroupRecord) -> Result<GroupInput, ScimError>,
 ) -> Result<ScimResponse, ScimError> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let record = load(state, id).await?;
-        check_if_match(headers, record.version)?;
-        let input = compute(&record)?;
+    resource::update(state, id, headers, q, |record: &ScimGroupRecord| {
+        let input = compute(record)?;
         let mut old: Vec<&String> = record.members.iter().map(|m| &m.0).collect();
         let mut new: Vec<&String> = input.members.iter().collect();
         old.sort();
@@ -201,9 +146,9 @@ async fn update(
             && input.external_id == record.external_id
             && old == new
         {
-            return answer(StatusCode::OK, &record, headers, q);
+            return Ok(None);
         }
-        let write = ScimGroupWrite {
+        Ok(Some(ScimGroupWrite {
             op: ScimOp::Update {
                 expected_version: record.version,
             },
@@ -214,17 +159,9 @@ async fn update(
             members: input.members,
             destinations: state.destinations.load().enabled_names(),
             now: now_ms(),
-        };
-        match state.store.scim_write_group(&write).await? {
-            ScimWriteOutcome::Done(record) => {
-                wake(state);
-                return answer(StatusCode::OK, &record, headers, q);
-            }
-            ScimWriteOutcome::VersionMismatch => continue,
-            other => return Err(refused(other, id)),
-        }
-    }
-    Err(ScimError::PreconditionFailed)
+        }))
+    })
+    .await
 }
 
 async fn replace(
@@ -259,33 +196,4 @@ async fn modify(
         group::from_body(&Value::Object(attrs))
     })
     .await
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    ScimClient(client): ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<ScimResponse, ScimError> {
-    let record = load(&state, &id).await?;
-    check_if_match(&headers, record.version)?;
-    let write = ScimGroupWrite {
-        op: ScimOp::Delete {
-            expected_version: Some(record.version),
-        },
-        id: id.clone(),
-        client,
-        external_id: record.external_id.clone(),
-        display_name: record.display_name.clone(),
-        members: Vec::new(),
-        destinations: state.destinations.load().enabled_names(),
-        now: now_ms(),
-    };
-    match state.store.scim_write_group(&write).await? {
-        ScimWriteOutcome::Done(_) => {
-            wake(&state);
-            Ok(ScimResponse::new(StatusCode::NO_CONTENT, None))
-        }
-        other => Err(refused(other, &id)),
-    }
 }

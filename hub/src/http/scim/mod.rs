@@ -1,12 +1,14 @@
 //! `/scim/v2/...`: the SCIM 2.0 service provider (RFC 7644). One file per
 //! resource (`users.rs`, `groups.rs`, `discovery.rs`, `bulk.rs`); `auth.rs` checks the
 //! client's bearer token, `error.rs` renders errors and `application/scim+json`.
+//! `resource.rs` holds the handlers `/Users` and `/Groups` share.
 
 pub mod auth;
 pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod groups;
+mod resource;
 pub mod users;
 
 use axum::body::Body;

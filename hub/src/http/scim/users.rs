@@ -1,159 +1,97 @@
 //! `/scim/v2/Users`: list (filter, paging, projection), create, read,
 //! replace (PUT), PATCH, delete. Every write commits the subject, a change
-//! and the delivery jobs together before the answer.
+//! and the delivery jobs together before the answer. The handlers shared
+//! with `/Groups` are in `resource.rs`.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::Value;
 
+use super::ScimResponse;
 use super::auth::ScimClient;
-use super::{ScimResponse, base_url, check_if_match, json_body, not_modified, query_pairs, wake};
+use super::json_body;
+use super::resource::{self, ScimResource, conflict, created, list, read, remove, search};
 use crate::AppState;
 use crate::scim_model::query::{self, ListParams};
-use crate::scim_model::schema::USER;
+use crate::scim_model::schema::{ResourceSchema, USER};
 use crate::scim_model::{ScimError, patch, user};
 use crate::store::{
-    ScimConsent, ScimOp, ScimUserRecord, ScimUserWrite, ScimWriteOutcome, UserNarrowing, now_ms,
+    ScimConsent, ScimOp, ScimUserRecord, ScimUserWrite, ScimWriteOutcome, StoreError,
+    UserNarrowing, now_ms,
 };
-
-/// Attempts at a read-modify-write before giving up on a busy resource.
-const WRITE_ATTEMPTS: usize = 5;
 
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::{get, post};
+    type User = ScimUserRecord;
     axum::Router::new()
-        .route("/Users", get(list).post(create))
-        .route("/Users/.search", post(search))
+        .route("/Users", get(list::<User>).post(create))
+        .route("/Users/.search", post(search::<User>))
         .route(
             "/Users/{id}",
-            get(read).put(replace).patch(modify).delete(remove),
+            get(read::<User>)
+                .put(replace)
+                .patch(modify)
+                .delete(remove::<User>),
         )
 }
 
-async fn list(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<ScimResponse, ScimError> {
-    let params = ListParams::parse(&query_pairs(q.as_deref()))?;
-    list_users(&state, &headers, &params).await
-}
+impl ScimResource for ScimUserRecord {
+    const NAME: &'static str = "User";
+    const ENDPOINT: &'static str = "Users";
+    const SCHEMA: &'static ResourceSchema = &USER;
+    type Write = ScimUserWrite;
 
-/// `POST /Users/.search`: the query parameters as a SearchRequest body.
-async fn search(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<ScimResponse, ScimError> {
-    let params = search_params(&json_body(body).await?)?;
-    list_users(&state, &headers, &params).await
-}
-
-/// A SearchRequest (RFC 7644 3.4.3) as list parameters.
-pub fn search_params(body: &Value) -> Result<ListParams, ScimError> {
-    let Value::Object(obj) = body else {
-        return Err(ScimError::bad(
-            crate::scim_model::ScimType::InvalidSyntax,
-            "a SearchRequest must be an object",
-        ));
-    };
-    let mut pairs = Vec::new();
-    for (k, v) in obj {
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Array(items) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => continue,
-        };
-        pairs.push((k.clone(), text));
+    fn id(&self) -> &str {
+        &self.id
     }
-    ListParams::parse(&pairs)
-}
 
-pub(crate) async fn list_users(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &ListParams,
-) -> Result<ScimResponse, ScimError> {
-    let base = base_url(headers);
-    let narrowing = query::user_narrowing(params.filter.as_ref());
-    let (page, total) = if params.in_memory() {
-        let (records, _) = state.store.scim_list_users(&narrowing, 0, None).await?;
-        query::select(
-            params,
-            records.iter().map(|r| user::render(r, &base)).collect(),
-        )
-    } else {
-        let (records, total) = state
-            .store
-            .scim_list_users(&narrowing, params.start_index - 1, Some(params.count))
-            .await?;
-        (
-            records.iter().map(|r| user::render(r, &base)).collect(),
-            total,
-        )
-    };
-    let resources = page
-        .into_iter()
-        .map(|r| query::project(r, &params.attributes, &params.excluded, &USER))
-        .collect();
-    Ok(ScimResponse::ok(query::list_response(
-        resources,
-        total,
-        params.start_index,
-    )))
-}
-
-async fn load(state: &AppState, id: &str) -> Result<ScimUserRecord, ScimError> {
-    let (mut records, _) = state
-        .store
-        .scim_list_users(&UserNarrowing::Id(id.to_string()), 0, Some(1))
-        .await?;
-    records
-        .pop()
-        .ok_or_else(|| ScimError::NotFound(format!("Resource {id} not found")))
-}
-
-/// The resource as a response, projected by the request's parameters.
-fn answer(
-    status: StatusCode,
-    record: &ScimUserRecord,
-    headers: &HeaderMap,
-    q: Option<&str>,
-) -> Result<ScimResponse, ScimError> {
-    let params = ListParams::parse(&query_pairs(q))?;
-    let body = query::project(
-        user::render(record, &base_url(headers)),
-        &params.attributes,
-        &params.excluded,
-        &USER,
-    );
-    Ok(ScimResponse::new(status, Some(body)).with_etag(record.version))
-}
-
-async fn read(
-    State(state): State<AppState>,
-    _client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<ScimResponse, ScimError> {
-    let record = load(&state, &id).await?;
-    if not_modified(&headers, record.version) {
-        return Ok(ScimResponse::new(StatusCode::NOT_MODIFIED, None).with_etag(record.version));
+    fn version(&self) -> i64 {
+        self.version
     }
-    answer(StatusCode::OK, &record, &headers, q.as_deref())
-}
 
-fn conflict(attr: &str) -> ScimError {
-    ScimError::Conflict(format!("a User with this {attr} already exists"))
+    fn render(&self, base: &str) -> Value {
+        user::render(self, base)
+    }
+
+    async fn page(
+        state: &AppState,
+        params: &ListParams,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Self>, i64), StoreError> {
+        let narrowing = query::user_narrowing(params.filter.as_ref());
+        state.store.scim_list_users(&narrowing, offset, limit).await
+    }
+
+    async fn find(state: &AppState, id: &str) -> Result<Option<Self>, StoreError> {
+        let narrowing = UserNarrowing::Id(id.to_string());
+        let (mut records, _) = state.store.scim_list_users(&narrowing, 0, Some(1)).await?;
+        Ok(records.pop())
+    }
+
+    async fn write(
+        state: &AppState,
+        write: &ScimUserWrite,
+    ) -> Result<ScimWriteOutcome<Self>, StoreError> {
+        state.store.scim_write_user(write).await
+    }
+
+    fn deletion(&self, state: &AppState, client: String) -> ScimUserWrite {
+        ScimUserWrite {
+            op: ScimOp::Delete {
+                expected_version: Some(self.version),
+            },
+            id: self.id.clone(),
+            client,
+            external_id: self.external_id.clone(),
+            profile: Value::Null,
+            attributes: Vec::new(),
+            consents: Vec::new(),
+            destinations: state.destinations.load().enabled_names(),
+            now: now_ms(),
+        }
+    }
 }
 
 async fn create(
@@ -180,15 +118,8 @@ async fn create(
         now: now_ms(),
     };
     match state.store.scim_write_user(&write).await? {
-        ScimWriteOutcome::Done(record) => {
-            wake(&state);
-            let location = format!("{}/Users/{}", base_url(&headers), record.id);
-            Ok(
-                answer(StatusCode::CREATED, &record, &headers, q.as_deref())?
-                    .with_location(&location),
-            )
-        }
-        ScimWriteOutcome::Conflict(attr) => Err(conflict(attr)),
+        ScimWriteOutcome::Done(record) => created(&state, &record, &headers, q.as_deref()),
+        ScimWriteOutcome::Conflict(attr) => Err(conflict::<ScimUserRecord>(attr)),
         _ => Err(ScimError::Conflict(
             "the User could not be created; retry".into(),
         )),
@@ -204,9 +135,10 @@ fn consent_label(c: &ScimConsent) -> String {
     }
 }
 
-/// Read, check `If-Match`, compute the new attributes (consent in the hub
-/// extension, as `user::attributes` gives it), write if anything changed; a
-/// concurrent write in between makes it start over.
+/// `resource::update` with the User rules: `compute` gives the new
+/// attributes (consent in the hub extension, as `user::attributes` gives it)
+/// and the changed attribute names; only consents that differ are written,
+/// and nothing is written when neither profile nor consent changed.
 async fn update(
     state: &AppState,
     client: String,
@@ -217,10 +149,8 @@ async fn update(
         &ScimUserRecord,
     ) -> Result<(serde_json::Map<String, Value>, Vec<String>), ScimError>,
 ) -> Result<ScimResponse, ScimError> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let record = load(state, id).await?;
-        check_if_match(headers, record.version)?;
-        let (mut attrs, mut attributes) = compute(&record)?;
+    resource::update(state, id, headers, q, |record: &ScimUserRecord| {
+        let (mut attrs, mut attributes) = compute(record)?;
         let consents: Vec<ScimConsent> = user::take_consent(&mut attrs, &state.config)?
             .into_iter()
             .filter(|c| !record.consents.contains(c))
@@ -230,10 +160,10 @@ async fn update(
             attributes.retain(|a| a != ext);
         }
         if consents.is_empty() && Value::Object(attrs.clone()) == record.profile {
-            return answer(StatusCode::OK, &record, headers, q);
+            return Ok(None);
         }
         attributes.extend(consents.iter().map(consent_label));
-        let write = ScimUserWrite {
+        Ok(Some(ScimUserWrite {
             op: ScimOp::Update {
                 expected_version: record.version,
             },
@@ -245,20 +175,9 @@ async fn update(
             consents,
             destinations: state.destinations.load().enabled_names(),
             now: now_ms(),
-        };
-        match state.store.scim_write_user(&write).await? {
-            ScimWriteOutcome::Done(record) => {
-                wake(state);
-                return answer(StatusCode::OK, &record, headers, q);
-            }
-            ScimWriteOutcome::Conflict(attr) => return Err(conflict(attr)),
-            ScimWriteOutcome::NotFound => {
-                return Err(ScimError::NotFound(format!("Resource {id} not found")));
-            }
-            ScimWriteOutcome::VersionMismatch | ScimWriteOutcome::UnknownMember(_) => continue,
-        }
-    }
-    Err(ScimError::PreconditionFailed)
+        }))
+    })
+    .await
 }
 
 async fn replace(
@@ -305,35 +224,4 @@ async fn modify(
         Ok((attrs, touched))
     })
     .await
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    ScimClient(client): ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<ScimResponse, ScimError> {
-    let record = load(&state, &id).await?;
-    check_if_match(&headers, record.version)?;
-    let write = ScimUserWrite {
-        op: ScimOp::Delete {
-            expected_version: Some(record.version),
-        },
-        id: id.clone(),
-        client,
-        external_id: record.external_id.clone(),
-        profile: Value::Null,
-        attributes: Vec::new(),
-        consents: Vec::new(),
-        destinations: state.destinations.load().enabled_names(),
-        now: now_ms(),
-    };
-    match state.store.scim_write_user(&write).await? {
-        ScimWriteOutcome::Done(_) => {
-            wake(&state);
-            Ok(ScimResponse::new(StatusCode::NO_CONTENT, None))
-        }
-        ScimWriteOutcome::NotFound => Err(ScimError::NotFound(format!("Resource {id} not found"))),
-        _ => Err(ScimError::PreconditionFailed),
-    }
 }
