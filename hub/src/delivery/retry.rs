@@ -63,6 +63,26 @@ impl RetryPolicy {
         }
     }
 
+    /// The delay before the next attempt, or None to dead-letter. A paused
+    /// destination (it refuses our credentials: 401/403) keeps its jobs until
+    /// `max_age`, whatever the attempt count: the fix is on the admin's side
+    /// and should not cost the customer their updates.
+    pub fn decide(
+        &self,
+        attempts: u32,
+        age: Duration,
+        retry_after: Option<Duration>,
+        paused: bool,
+        rng: &mut impl Rng,
+    ) -> Option<Duration> {
+        let allowed = if paused {
+            age < self.max_age
+        } else {
+            self.allows_another(attempts, age)
+        };
+        allowed.then(|| self.next_delay(attempts, retry_after, rng))
+    }
+
     /// True when another attempt is allowed after `attempts` failures on a
     /// job first queued `age` ago.
     pub fn allows_another(&self, attempts: u32, age: Duration) -> bool {
@@ -124,6 +144,25 @@ mod tests {
         assert_eq!(d, Duration::from_secs(600));
         let d = p.next_delay(1, Some(Duration::from_secs(1)), &mut rng);
         assert!(d >= Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn paused_destinations_keep_their_jobs_until_max_age() {
+        let p = policy();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let young = Duration::from_secs(60);
+        assert!(
+            p.decide(15, young, None, false, &mut rng).is_none(),
+            "a failing destination gives up"
+        );
+        let wait = p
+            .decide(40, young, None, true, &mut rng)
+            .expect("a paused one waits");
+        assert!(wait <= p.cap);
+        assert!(
+            p.decide(40, p.max_age, None, true, &mut rng).is_none(),
+            "until max_age"
+        );
     }
 
     #[test]

@@ -333,21 +333,21 @@ impl Engine {
         reason: String,
         outcome: AttemptOutcome,
     ) -> (AttemptOutcome, Option<String>, NextStep) {
-        if self.policy.allows_another(attempts, age) {
-            let delay = self
-                .policy
-                .next_delay(attempts, retry_after, &mut rand::rng());
-            (
+        let paused = outcome == AttemptOutcome::Paused;
+        match self
+            .policy
+            .decide(attempts, age, retry_after, paused, &mut rand::rng())
+        {
+            Some(delay) => (
                 outcome,
                 Some(reason),
                 NextStep::RetryAt(now_ms() + delay.as_millis() as i64),
-            )
-        } else {
-            (
+            ),
+            None => (
                 AttemptOutcome::Dead,
                 Some(format!("gave up after {attempts} attempts: {reason}")),
                 NextStep::DeadLetter,
-            )
+            ),
         }
     }
 }
