@@ -98,7 +98,7 @@ async fn commit(store: &dyn Store, items: &[IngestItem], replies: Vec<Reply>, wa
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, source = ?std::error::Error::source(&e), items = items.len(), "ingest commit failed");
+            tracing::error!(error = %e.log_text(), items = items.len(), "ingest commit failed");
             let e = Arc::new(e);
             for reply in replies {
                 let _ = reply.send(Err(e.clone()));

@@ -93,7 +93,7 @@ impl Engine {
             let busy = match self.run_once().await {
                 Ok(n) => n >= self.settings.batch,
                 Err(e) => {
-                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "delivery batch failed; jobs will be reclaimed");
+                    tracing::error!(error = %e.log_text(), "delivery batch failed; jobs will be reclaimed");
                     false
                 }
             };

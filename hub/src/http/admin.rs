@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 fn internal(e: crate::store::StoreError) -> Problem {
-    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "admin request failed");
+    tracing::error!(error = %e.log_text(), "admin request failed");
     Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", None)
 }
 

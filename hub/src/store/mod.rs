@@ -27,6 +27,18 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// For logs: this error and its cause, by their Display texts. A
+    /// database's Display text names constraints and columns, never the
+    /// values (PostgreSQL keeps those in `detail`, which Debug would print).
+    pub fn log_text(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(cause) => format!("{self}: {cause}"),
+            None => self.to_string(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies inbound changes and fans out their delivery jobs, all in one

@@ -65,7 +65,7 @@ impl IntoResponse for ScimResponse {
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         if let ScimError::Store(e) = &self {
-            tracing::error!(error = %e, source = ?std::error::Error::source(e), "SCIM request failed in the store");
+            tracing::error!(error = %e.log_text(), "SCIM request failed in the store");
         } else {
             // The detail can quote input (filters hold e-mails): debug only.
             tracing::debug!(status = self.status(), scim_type = ?self.scim_type().map(|t| t.as_str()), "SCIM request refused");
