@@ -18,11 +18,42 @@ struct Hub {
     app: axum::Router,
     state: hub::AppState,
     _dir: tempfile::TempDir,
+    /// (server URL, database name) of a PostgreSQL database to drop.
+    pg: Option<(String, String)>,
 }
 
-async fn database_url(dir: &std::path::Path, postgres: bool) -> Option<String> {
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.pg.take() else {
+            return;
+        };
+        // A thread of its own: Drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The database URL, and for PostgreSQL (server URL, name) to drop later.
+async fn database_url(
+    dir: &std::path::Path,
+    postgres: bool,
+) -> Option<(String, Option<(String, String)>)> {
     if !postgres {
-        return Some(format!("sqlite://{}", dir.join("hub.db").display()));
+        return Some((format!("sqlite://{}", dir.join("hub.db").display()), None));
     }
     use sqlx::Connection;
     let base = std::env::var("HUB_TEST_DATABASE_URL").ok()?;
@@ -34,7 +65,7 @@ async fn database_url(dir: &std::path::Path, postgres: bool) -> Option<String> {
         .unwrap();
     let mut url = url::Url::parse(&base).unwrap();
     url.set_path(&name);
-    Some(url.to_string())
+    Some((url.to_string(), Some((base, name))))
 }
 
 async fn hub(postgres: bool) -> Option<Hub> {
@@ -46,9 +77,10 @@ async fn hub(postgres: bool) -> Option<Hub> {
         "destination: sink\nconnector: webhook\nenabled: true\nsettings:\n  url: http://127.0.0.1:9/hook\n  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\non_delete: delete\nfields:\n  email: { from: 'emails[primary eq true].value' }\n",
     )
     .unwrap();
+    let (database_url, pg) = database_url(dir.path(), postgres).await?;
     let mut raw = RawConfig {
         listen: "127.0.0.1:0".into(),
-        database_url: database_url(dir.path(), postgres).await?,
+        database_url,
         mappings,
         ..Default::default()
     };
@@ -71,6 +103,7 @@ async fn hub(postgres: bool) -> Option<Hub> {
         app: hub::app(state.clone()),
         state,
         _dir: dir,
+        pg,
     })
 }
 
