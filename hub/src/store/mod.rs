@@ -6,6 +6,7 @@ mod batch;
 mod common;
 pub mod models;
 pub mod postgres;
+mod privacy_sql;
 mod scim_rows;
 mod scim_sql;
 pub mod sqlite;
