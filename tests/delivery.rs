@@ -18,6 +18,7 @@ backend_tests!(
     missing_consent_is_suppressed,
     job_survives_sigkill,
     slow_destination_is_cut_off_at_http_timeout,
+    rate_limit_spaces_deliveries_without_spending_attempts,
 );
 
 fn outcomes(list: &[Value]) -> Vec<String> {
@@ -363,4 +364,37 @@ async fn two_hubs_share_one_postgres_queue() {
     subjects.dedup();
     assert_eq!(subjects.len(), n, "every subject delivered");
     assert_eq!(got.len(), n, "no subject delivered twice");
+}
+
+async fn rate_limit_spaces_deliveries_without_spending_attempts(backend: Backend) {
+    let sink = Sink::start().await;
+    let mapping = crm_mapping("crm", &sink.url())
+        .replace("  timeout: 5s\n", "  timeout: 5s\n  rate_limit: 4\n");
+    assert!(mapping.contains("rate_limit: 4"));
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", mapping)
+        .start()
+        .await;
+    for i in 0..10 {
+        hub.send_ok(&profile_event(&format!("cust-rate-{i}"), now_utc()))
+            .await;
+    }
+    let got = sink.wait_for(10, PATIENCE).await;
+    // A burst of 4, then 4 per second: the last of 10 is >= 1.5 s after the first.
+    let spread = got[9].at.duration_since(got[0].at);
+    assert!(
+        spread >= Duration::from_millis(1300),
+        "10 deliveries in {spread:?}"
+    );
+    let attempts = hub.deliveries(None).await;
+    assert_eq!(
+        attempts.len(),
+        10,
+        "a deferral is not an attempt: {attempts:#?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["outcome"] == "delivered" && a["attempt"] == 1)
+    );
 }

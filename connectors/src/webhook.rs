@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{classify_response, classify_transport_error};
 use crate::standard_webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, WebhookSecret};
-use crate::{Action, Connector, ConnectorError, ConnectorKind, DeliveryItem, Outcome};
+use crate::{Action, Connector, ConnectorError, ConnectorKind, DeliveryItem, Outcome, RateLimit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,9 @@ struct WebhookSettings {
     secret: String,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     timeout: Duration,
+    /// Requests per second the receiver accepts; the engine keeps to it.
+    #[serde(default)]
+    rate_limit: Option<f64>,
 }
 
 fn default_timeout() -> Duration {
@@ -28,6 +31,7 @@ pub struct WebhookConnector {
     url: url::Url,
     secret: WebhookSecret,
     timeout: Duration,
+    rate_limit: Option<RateLimit>,
 }
 
 /// The body a receiver gets.
@@ -47,10 +51,23 @@ impl WebhookConnector {
         if !matches!(s.url.scheme(), "http" | "https") {
             return Err(ConnectorError::Invalid("url must be http or https".into()));
         }
+        let rate_limit = match s.rate_limit {
+            None => None,
+            Some(r) if r.is_finite() && r > 0.0 => Some(RateLimit {
+                per_second: r,
+                burst: r.ceil().clamp(1.0, 10_000.0) as u32,
+            }),
+            Some(_) => {
+                return Err(ConnectorError::Invalid(
+                    "rate_limit must be a positive number of requests per second".into(),
+                ));
+            }
+        };
         Ok(Self {
             url: s.url,
             secret: WebhookSecret::parse(&s.secret)?,
             timeout: s.timeout,
+            rate_limit,
         })
     }
 
@@ -117,6 +134,10 @@ impl Connector for WebhookConnector {
 
     fn max_batch(&self) -> usize {
         1
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
 
     async fn send(&self, client: &reqwest::Client, items: &[DeliveryItem]) -> Vec<Outcome> {

@@ -3,6 +3,7 @@
 //! attempt with its next step (done, retry later, dead letter) in one commit.
 
 pub mod plan;
+pub mod rate_limit;
 pub mod retry;
 pub mod worker;
 

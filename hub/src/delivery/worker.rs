@@ -10,6 +10,7 @@ use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
 use super::plan::{Plan, plan};
+use super::rate_limit::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::DeliverySettings;
 use crate::destinations::{ActiveDestination, DestinationSet};
@@ -28,6 +29,8 @@ pub struct Engine {
     wake: Arc<Notify>,
     /// Bounds HTTP calls in flight across all workers.
     in_flight: Arc<Semaphore>,
+    /// One token bucket per rate-limited destination.
+    limiters: std::sync::Mutex<HashMap<String, TokenBucket>>,
     metrics: Arc<Metrics>,
 }
 
@@ -59,6 +62,7 @@ impl Engine {
             client,
             policy: RetryPolicy::from(&settings),
             in_flight: Arc::new(Semaphore::new(settings.concurrency)),
+            limiters: Default::default(),
             settings,
             wake,
             metrics,
@@ -179,6 +183,16 @@ impl Engine {
                 .push(PendingSend { job, item, note });
         }
 
+        for (name, items) in sends.iter_mut() {
+            let limit = set
+                .get(name)
+                .and_then(|d| d.connector.as_ref())
+                .and_then(|c| c.rate_limit());
+            if let Some(limit) = limit {
+                results.extend(self.defer_over_limit(name, limit, items));
+            }
+        }
+
         let calls = sends.into_iter().flat_map(|(name, items)| {
             let dest = set.get(&name).filter(|d| d.connector.is_some()).cloned();
             let chunk = dest
@@ -203,10 +217,47 @@ impl Engine {
             results.extend(chunk);
         }
         self.store.finish_jobs(&results, now_ms()).await?;
-        for r in &results {
+        for r in results
+            .iter()
+            .filter(|r| !matches!(r.next, NextStep::DeferUntil(_)))
+        {
             self.metrics.record_attempt(r.outcome);
         }
         Ok(claimed)
+    }
+
+    /// Keeps in `items` what the destination's rate limit allows now; the rest
+    /// become jobs deferred until the next token, with no attempt spent.
+    fn defer_over_limit(
+        &self,
+        destination: &str,
+        limit: connectors::RateLimit,
+        items: &mut Vec<PendingSend>,
+    ) -> Vec<JobResult> {
+        let now = Instant::now();
+        let (granted, wait) = {
+            let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+            let bucket = limiters
+                .entry(destination.to_string())
+                .or_insert_with(|| TokenBucket::new(limit, now));
+            if bucket.limit() != limit {
+                // The mapping file changed the limit.
+                *bucket = TokenBucket::new(limit, now);
+            }
+            bucket.take(items.len(), now)
+        };
+        let Some(wait) = wait else {
+            return Vec::new();
+        };
+        let until = now_ms() + wait.as_millis() as i64;
+        items
+            .split_off(granted)
+            .into_iter()
+            .map(|p| JobResult {
+                next: NextStep::DeferUntil(until),
+                ..self.settled(p.job, "none", AttemptOutcome::Retry, None)
+            })
+            .collect()
     }
 
     fn settled(

@@ -73,12 +73,17 @@ macro_rules! impl_store {
                 let job = &r.job;
                 match &r.next {
                     NextStep::Done => {}
-                    NextStep::RetryAt(at) => {
+                    NextStep::RetryAt(at) | NextStep::DeferUntil(at) => {
+                        // A deferred job was never attempted: its count stays.
+                        let attempt = match r.next {
+                            NextStep::DeferUntil(_) => job.attempt,
+                            _ => job.attempt + 1,
+                        };
                         sqlx::query(sql::RESCHEDULE)
                             .bind(&job.id)
                             .bind(&job.destination)
                             .bind(&job.subject_id)
-                            .bind(job.attempt + 1)
+                            .bind(attempt)
                             .bind(*at)
                             .bind(job.first_enqueued_at)
                             .execute(&mut **tx)
@@ -231,6 +236,7 @@ macro_rules! impl_store {
                 // Two statements for the whole batch, whatever its size.
                 let attempts: Vec<serde_json::Value> = results
                     .iter()
+                    .filter(|r| !matches!(r.next, NextStep::DeferUntil(_)))
                     .map(|r| {
                         serde_json::json!({
                             "job_id": r.job.id,
@@ -247,11 +253,13 @@ macro_rules! impl_store {
                     .collect();
                 let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
                 let mut tx = self.begin_write().await?;
-                sqlx::query(sql::INSERT_ATTEMPTS)
-                    .bind(serde_json::Value::Array(attempts).to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                if !attempts.is_empty() {
+                    sqlx::query(sql::INSERT_ATTEMPTS)
+                        .bind(serde_json::Value::Array(attempts).to_string())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(sql::DELETE_RUNNING_JOBS)
                     .bind(serde_json::to_string(&ids)?)
                     .execute(&mut *tx)

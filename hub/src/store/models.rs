@@ -161,6 +161,9 @@ pub enum NextStep {
     Done,
     RetryAt(i64),
     DeadLetter,
+    /// Not attempted (the destination's rate limit): run again at this time,
+    /// with no attempt recorded or counted.
+    DeferUntil(i64),
 }
 
 #[derive(Debug, Clone)]
