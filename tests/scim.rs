@@ -14,62 +14,27 @@ use tower::ServiceExt;
 const OKTA: &str = "okta-token";
 const ENTRA: &str = "entra-token";
 
+mod common;
+
 struct Hub {
     app: axum::Router,
     state: hub::AppState,
+    // Dropped after the state's pool: a PostgreSQL database goes with it.
+    _db: common::Db,
     _dir: tempfile::TempDir,
-    /// (server URL, database name) of a PostgreSQL database to drop.
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let Some((base, name)) = self.pg.take() else {
-            return;
-        };
-        // A thread of its own: Drop may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// The database URL, and for PostgreSQL (server URL, name) to drop later.
-async fn database_url(
-    dir: &std::path::Path,
-    postgres: bool,
-) -> Option<(String, Option<(String, String)>)> {
-    if !postgres {
-        return Some((format!("sqlite://{}", dir.join("hub.db").display()), None));
-    }
-    use sqlx::Connection;
-    let base = std::env::var("HUB_TEST_DATABASE_URL").ok()?;
-    let name = format!("hub_scim_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
-    Some((url.to_string(), Some((base, name))))
 }
 
 async fn hub(postgres: bool) -> Option<Hub> {
+    if postgres && !common::postgres_enabled() {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
+    let backend = if postgres {
+        common::Backend::Postgres
+    } else {
+        common::Backend::Sqlite
+    };
+    let db = common::Db::create(backend, dir.path()).await;
     let mappings = dir.path().join("mappings");
     std::fs::create_dir_all(&mappings).unwrap();
     std::fs::write(
@@ -77,10 +42,9 @@ async fn hub(postgres: bool) -> Option<Hub> {
         "destination: sink\nconnector: webhook\nenabled: true\nsettings:\n  url: http://127.0.0.1:9/hook\n  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\non_delete: delete\nfields:\n  email: { from: 'emails[primary eq true].value' }\n",
     )
     .unwrap();
-    let (database_url, pg) = database_url(dir.path(), postgres).await?;
     let mut raw = RawConfig {
         listen: "127.0.0.1:0".into(),
-        database_url,
+        database_url: db.url.clone(),
         mappings,
         ..Default::default()
     };
@@ -102,8 +66,8 @@ async fn hub(postgres: bool) -> Option<Hub> {
     Some(Hub {
         app: hub::app(state.clone()),
         state,
+        _db: db,
         _dir: dir,
-        pg,
     })
 }
 

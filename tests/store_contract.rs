@@ -10,72 +10,38 @@ use hub::store::{
 };
 use serde_json::json;
 
-struct Db {
+mod common;
+
+use common::Backend;
+
+/// A store on a fresh database; fields drop in order: pool, database, dir.
+struct Fixture {
     store: Arc<dyn Store>,
-    _dir: Option<tempfile::TempDir>,
-    /// (server URL, database name) of a PostgreSQL database to drop.
-    pg: Option<(String, String)>,
+    _db: common::Db,
+    _dir: tempfile::TempDir,
 }
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some((base, name)) = self.pg.take() else {
-            return;
-        };
-        // Drop runs outside any runtime we may block: use a thread of its own.
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&base).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn sqlite() -> Db {
+async fn fixture(backend: Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
-    Db {
-        store: store::connect(&url).await.unwrap(),
-        _dir: Some(dir),
-        pg: None,
+    let db = common::Db::create(backend, dir.path()).await;
+    Fixture {
+        store: store::connect(&db.url).await.unwrap(),
+        _db: db,
+        _dir: dir,
     }
 }
 
-/// A fresh database on the test server, or None when none is configured.
-async fn postgres() -> Option<Db> {
-    use sqlx::Connection;
-    let Ok(base) = std::env::var("HUB_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true requires HUB_TEST_DATABASE_URL"
-        );
-        eprintln!("HUB_TEST_DATABASE_URL unset: PostgreSQL variant not run");
-        return None;
-    };
-    let name = format!("hub_store_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
-    Some(Db {
-        store: store::connect(url.as_str()).await.unwrap(),
-        _dir: None,
-        pg: Some((base, name)),
-    })
+async fn sqlite() -> Fixture {
+    fixture(Backend::Sqlite).await
+}
+
+/// A fresh PostgreSQL database, or None when none is configured (outside CI).
+async fn postgres() -> Option<Fixture> {
+    if common::postgres_enabled() {
+        Some(fixture(Backend::Postgres).await)
+    } else {
+        None
+    }
 }
 
 macro_rules! contract {

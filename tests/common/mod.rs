@@ -88,7 +88,7 @@ pub struct Db {
 }
 
 impl Db {
-    async fn create(backend: Backend, dir: &Path) -> Db {
+    pub async fn create(backend: Backend, dir: &Path) -> Db {
         match backend {
             Backend::Sqlite => Db {
                 url: format!("sqlite://{}", dir.join("hub.db").display()),
