@@ -67,7 +67,11 @@ fn resource_type_list(base: &str) -> Vec<Value> {
 }
 
 async fn resource_types(_client: ScimClient, headers: HeaderMap) -> ScimResponse {
-    let list = resource_type_list(&base_url(&headers));
+    whole_list(resource_type_list(&base_url(&headers)))
+}
+
+/// A ListResponse holding all of `list`.
+fn whole_list(list: Vec<Value>) -> ScimResponse {
     let n = list.len() as i64;
     ScimResponse::ok(list_response(list, n, 1))
 }
@@ -77,15 +81,19 @@ async fn resource_type(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<ScimResponse, ScimError> {
-    resource_type_list(&base_url(&headers))
-        .into_iter()
-        .find(|r| {
-            r["id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
-        })
+    by_id(
+        resource_type_list(&base_url(&headers)),
+        &id,
+        "resource type",
+    )
+}
+
+/// The entry of a discovery list whose `id` matches, case-insensitively.
+fn by_id(list: Vec<Value>, id: &str, what: &str) -> Result<ScimResponse, ScimError> {
+    list.into_iter()
+        .find(|r| r["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
         .map(ScimResponse::ok)
-        .ok_or_else(|| ScimError::NotFound(format!("no resource type {id}")))
+        .ok_or_else(|| ScimError::NotFound(format!("no {what} {id}")))
 }
 
 fn schema_list(base: &str) -> Vec<Value> {
@@ -102,9 +110,7 @@ fn schema_list(base: &str) -> Vec<Value> {
 }
 
 async fn schemas(_client: ScimClient, headers: HeaderMap) -> ScimResponse {
-    let list = schema_list(&base_url(&headers));
-    let n = list.len() as i64;
-    ScimResponse::ok(list_response(list, n, 1))
+    whole_list(schema_list(&base_url(&headers)))
 }
 
 async fn schema(
@@ -112,13 +118,5 @@ async fn schema(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<ScimResponse, ScimError> {
-    schema_list(&base_url(&headers))
-        .into_iter()
-        .find(|r| {
-            r["id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
-        })
-        .map(ScimResponse::ok)
-        .ok_or_else(|| ScimError::NotFound(format!("no schema {id}")))
+    by_id(schema_list(&base_url(&headers)), &id, "schema")
 }
