@@ -76,6 +76,7 @@ contract!(
     reports_hold_consent_history_with_evidence,
     brand_consent_and_membership_are_kept,
     attempts_past_retention_are_pruned,
+    a_deleted_profile_reaches_every_destination_that_had_it,
 );
 
 fn event(
@@ -649,4 +650,24 @@ async fn attempts_past_retention_are_pruned(s: &dyn Store) {
     );
     assert_eq!(s.prune_attempts(store::now_ms() + 1).await.unwrap(), 2);
     assert_eq!(s.stats().await.unwrap().attempts, 0);
+}
+
+async fn a_deleted_profile_reaches_every_destination_that_had_it(s: &dyn Store) {
+    s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
+        .await
+        .unwrap();
+    assert_eq!(deliver_all(s, "upsert").await.len(), 2);
+    // `cdp` has since been disabled: the delete event fans out to `crm` only...
+    let delete = event(
+        "profile.deleted",
+        "ada",
+        "",
+        json!({}),
+        "2026-11-23T10:05:00Z",
+    );
+    s.ingest(&[item("m2", delete, &["crm"])]).await.unwrap();
+    // ...yet the erasure must reach both, since both hold the subject.
+    let mut asked = deliver_all(s, "delete").await;
+    asked.sort();
+    assert_eq!(asked, vec!["cdp".to_string(), "crm".to_string()]);
 }

@@ -105,6 +105,8 @@ pub(crate) struct BatchWrites {
     pub ledger: Option<String>,
     pub changes: Option<String>,
     pub jobs: Option<String>,
+    /// Subjects erased by this batch: every destination that held them is queued too.
+    pub erased: Vec<String>,
 }
 
 fn array<T: Serialize>(rows: &[T]) -> Result<Option<String>, StoreError> {
@@ -355,6 +357,7 @@ pub(crate) fn plan(
         ledger: array(&ledger)?,
         changes: array(&changes)?,
         jobs: array(&jobs)?,
+        erased: erased.iter().map(|r| r.id.clone()).collect(),
     };
     Ok((outcomes, writes))
 }

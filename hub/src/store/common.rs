@@ -67,6 +67,26 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
+            /// Queues every destination that ever received these subjects,
+            /// enabled or not now: an erasure must reach all of them.
+            async fn queue_held_destinations(
+                tx: &mut Tx,
+                subject_ids: &[String],
+                now: i64,
+            ) -> Result<(), StoreError> {
+                if subject_ids.is_empty() {
+                    return Ok(());
+                }
+                let held: Vec<(String, String, String)> = sqlx::query_as(sql::LOAD_RECEIVED)
+                    .bind(serde_json::to_string(subject_ids)?)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for (subject_id, destination, _) in held {
+                    Self::insert_job(tx, &destination, &subject_id, JobReason::Change, now).await?;
+                }
+                Ok(())
+            }
+
             /// Rescheduling and dead-lettering; the attempt row and the job's
             /// removal were written for the whole batch by `finish_jobs`.
             async fn finish_one(tx: &mut Tx, r: &JobResult, now: i64) -> Result<(), StoreError> {
@@ -165,6 +185,8 @@ macro_rules! impl_store {
                         sqlx::query(sql.as_str()).bind(rows).execute(&mut *tx).await?;
                     }
                 }
+                let now = items.iter().map(|i| i.received_at).max().unwrap_or_default();
+                Self::queue_held_destinations(&mut tx, &writes.erased, now).await?;
                 tx.commit().await?;
                 Ok(outcomes)
             }

@@ -104,20 +104,10 @@ macro_rules! impl_privacy_sql {
                 if updated.rows_affected() == 0 {
                     return Ok(false);
                 }
-                // Every destination that ever had the subject is asked, enabled or not now.
-                let held: Vec<(String,)> = sqlx::query_as(
-                    "SELECT destination FROM destination_subjects WHERE subject_id = $1",
-                )
-                .bind(subject_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut all: Vec<String> = destinations.to_vec();
-                all.extend(held.into_iter().map(|h| h.0));
-                all.sort();
-                all.dedup();
-                for destination in &all {
+                for destination in destinations {
                     Self::insert_job(&mut tx, destination, subject_id, JobReason::Change, now).await?;
                 }
+                Self::queue_held_destinations(&mut tx, &[subject_id.to_string()], now).await?;
                 sqlx::query(
                     "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \
                      VALUES ($1, 'admin', 'profile_deleted', NULL, '[\"erasure\"]', $2, $2)",

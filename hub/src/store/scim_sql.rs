@@ -360,19 +360,7 @@ macro_rules! impl_scim_sql {
                         .bind(&w.id)
                         .execute(&mut *tx)
                         .await?;
-                    // An erasure: every destination that ever had the subject
-                    // is asked, enabled or not now (as `request_erasure` does).
-                    let held: Vec<(String,)> = sqlx::query_as(
-                        "SELECT destination FROM destination_subjects WHERE subject_id = $1",
-                    )
-                    .bind(&w.id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    for (destination,) in held {
-                        if !w.destinations.contains(&destination) {
-                            Self::insert_job(&mut tx, &destination, &w.id, JobReason::Change, w.now).await?;
-                        }
-                    }
+                    Self::queue_held_destinations(&mut tx, std::slice::from_ref(&w.id), w.now).await?;
                     "profile_deleted"
                 } else {
                     Self::scim_set_consents(&mut tx, w).await?;
