@@ -10,7 +10,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::common::{indexed_keys, merge_profile};
+use super::dialect::Dialect;
+use super::subjects::{indexed_keys, merge_profile};
 use super::{IngestItem, IngestOutcome, StoreError};
 use crate::event::{EventType, add_brands};
 
@@ -381,8 +382,10 @@ const T: &str = "text";
 const I: &str = "bigint";
 
 impl BatchSql {
-    /// `lock` is appended to the subject lookup (PostgreSQL: `FOR UPDATE`).
-    pub fn new(from_json: fn(&[(&str, &str)]) -> String, lock: &str) -> Self {
+    pub fn new(dialect: Dialect) -> Self {
+        let from_json = |columns: &[(&str, &str)]| dialect.json_rows(1, columns);
+        // Rows are locked in id order so concurrent batches cannot deadlock on them.
+        let lock = dialect.lock_for_update("sub");
         let messages = from_json(&[("s", T), ("m", T), ("t", I)]);
         let keys = from_json(&[("s", T), ("e", T)]);
         let ids = from_json(&[("id", T)]);

@@ -1,18 +1,27 @@
-//! Persistence. One [`Store`] trait, one implementation per backend
-//! (`sqlite`, `postgres`) generated from the same SQL by `impl_store!`, so both
-//! behave alike and pass the same tests. All SQL lives under this module.
+//! Persistence. One [`Store`] trait and one implementation, [`SqlStore`],
+//! over SQLite or PostgreSQL (`sqlx::Any`): every operation is written once,
+//! in the module of its aggregate, and the few dialect differences live in
+//! `dialect`. All SQL lives under this module.
+//!
+//! - `subjects`: group-committed ingest (planned in `batch`), subject state.
+//! - `jobs`: the delivery queue, attempts, dead letters, what destinations hold.
+//! - `privacy`: access reports, erasure and its receipt, retention.
+//! - `scim`: SCIM Users and Groups.
 
 mod batch;
-mod common;
+mod db;
+pub mod dialect;
+mod jobs;
 pub mod models;
-pub mod postgres;
-mod privacy_sql;
+mod privacy;
+mod scim;
 mod scim_rows;
-mod scim_sql;
-pub mod sqlite;
+mod subjects;
 
 use std::sync::Arc;
 
+pub use db::SqlStore;
+pub use dialect::Dialect;
 pub use models::*;
 pub use scim_rows::*;
 
@@ -157,12 +166,150 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store a URL names and brings its schema up to date.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl)
+    Ok(Arc::new(SqlStore::connect(url).await?))
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestOutcome>, StoreError> {
+        subjects::ingest(self, items).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        limit: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        jobs::claim(self, limit, now, lease_ms).await
+    }
+
+    async fn load_subjects(&self, ids: &[String]) -> Result<Vec<SubjectState>, StoreError> {
+        subjects::load(self, ids).await
+    }
+
+    async fn finish_jobs(&self, results: &[JobResult], now: i64) -> Result<(), StoreError> {
+        jobs::finish(self, results, now).await
+    }
+
+    async fn enqueue(
+        &self,
+        destination: &str,
+        subject_id: &str,
+        reason: JobReason,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        jobs::enqueue(self, destination, subject_id, reason, now).await
+    }
+
+    async fn subject_ids(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        subjects::ids_after(self, after, limit).await
+    }
+
+    async fn find_subject(&self, key: &SubjectKey) -> Result<Option<String>, StoreError> {
+        subjects::find(self, key).await
+    }
+
+    async fn dead_letters(&self, destination: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        jobs::dead_letters(self, destination).await
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        destination: Option<&str>,
+        id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        jobs::replay_dead_letters(self, destination, id, now).await
+    }
+
+    async fn attempts(
+        &self,
+        subject_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        jobs::attempts(self, subject_id, limit).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        jobs::stats(self).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn parallel_writers(&self) -> usize {
+        // SQLite has one writer at a time; PostgreSQL gains from a few.
+        match self.dialect {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        }
+    }
+
+    async fn subject_report(&self, subject_id: &str) -> Result<Option<SubjectReport>, StoreError> {
+        self.privacy_subject_report(subject_id).await
+    }
+
+    async fn request_erasure(
+        &self,
+        subject_id: &str,
+        destinations: &[String],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.privacy_request_erasure(subject_id, destinations, now)
+            .await
+    }
+
+    async fn complete_erasures(
+        &self,
+        now: i64,
+        deadline_ms: i64,
+    ) -> Result<Vec<ErasureReceipt>, StoreError> {
+        self.privacy_complete_erasures(now, deadline_ms).await
+    }
+
+    async fn prune_attempts(&self, before: i64) -> Result<u64, StoreError> {
+        self.privacy_prune_attempts(before).await
+    }
+
+    async fn scim_list_users(
+        &self,
+        narrowing: &UserNarrowing,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<(Vec<ScimUserRecord>, i64), StoreError> {
+        self.scim_list_users_in(narrowing, offset, limit).await
+    }
+
+    async fn scim_write_user(
+        &self,
+        write: &ScimUserWrite,
+    ) -> Result<ScimWriteOutcome<ScimUserRecord>, StoreError> {
+        self.scim_write_user_in(write).await
+    }
+
+    async fn scim_list_groups(
+        &self,
+        narrowing: &GroupNarrowing,
+        offset: i64,
+        limit: Option<i64>,
+        with_members: bool,
+    ) -> Result<(Vec<ScimGroupRecord>, i64), StoreError> {
+        self.scim_list_groups_in(narrowing, offset, limit, with_members)
+            .await
+    }
+
+    async fn scim_write_group(
+        &self,
+        write: &ScimGroupWrite,
+    ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError> {
+        self.scim_write_group_in(write).await
     }
 }
 
