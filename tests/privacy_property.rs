@@ -235,7 +235,7 @@ impl World {
     async fn deliver(&self, model: &Model, rounds: usize) {
         for _ in 0..rounds {
             let before = self.sink.log.lock().unwrap().len();
-            let n = self.engine.run_once().await.unwrap();
+            let n = self.engine.run_once().await;
             let sent: Vec<(String, WebhookEvent)> =
                 self.sink.log.lock().unwrap()[before..].to_vec();
             for (dest, event) in &sent {

@@ -1,12 +1,15 @@
 //! The `Store` contract, run against SQLite and (when HUB_TEST_DATABASE_URL is
-//! set) PostgreSQL, each test on a fresh database.
+//! set; else reported ignored) PostgreSQL, each test on a fresh database.
 
 use std::sync::Arc;
 
 use hub::event::CanonicalEvent;
+use std::time::Duration;
+
+use connectors::ActionKind;
 use hub::store::{
-    self, AttemptOutcome, IngestItem, IngestOutcome, JobReason, JobResult, NextStep, Store,
-    SubjectKey,
+    self, AttemptOutcome, ClaimMode, DeliveryJob, DestinationStatus, Finished, Held, Holding,
+    IngestItem, IngestOutcome, JobReason, NextStep, PausedBy, Store, SubjectKey, TicketItem,
 };
 use serde_json::json;
 
@@ -35,13 +38,8 @@ async fn sqlite() -> Fixture {
     fixture(Backend::Sqlite).await
 }
 
-/// A fresh PostgreSQL database, or None when none is configured (outside CI).
-async fn postgres() -> Option<Fixture> {
-    if common::postgres_enabled() {
-        Some(fixture(Backend::Postgres).await)
-    } else {
-        None
-    }
+async fn postgres() -> Fixture {
+    fixture(Backend::Postgres).await
 }
 
 macro_rules! contract {
@@ -53,10 +51,11 @@ macro_rules! contract {
             })*
         }
         mod on_postgres {
-            $(#[tokio::test] async fn $name() {
-                if let Some(db) = super::postgres().await {
-                    super::$name(db.store.as_ref()).await;
-                }
+            $(#[tokio::test]
+            #[cfg_attr(not(hub_pg), ignore = "set HUB_TEST_DATABASE_URL to run the PostgreSQL variant")]
+            async fn $name() {
+                let db = super::postgres().await;
+                super::$name(db.store.as_ref()).await;
             })*
         }
     };
@@ -77,6 +76,14 @@ contract!(
     brand_consent_and_membership_are_kept,
     attempts_past_retention_are_pruned,
     a_deleted_profile_reaches_every_destination_that_had_it,
+    one_delivery_per_destination_and_subject_at_a_time,
+    a_late_finish_after_the_lease_changes_nothing,
+    a_waiting_ticket_holds_its_pair_until_checked,
+    erasure_waits_for_deliveries_in_flight,
+    destination_state_is_shared_and_probes_are_taken_once,
+    shared_rate_limit_spaces_reserved_calls,
+    destination_reports_count_queue_and_outcomes,
+    claims_hold_back_while_paused_or_throttled,
 );
 
 fn event(
@@ -114,15 +121,56 @@ fn upsert(id: &str, ext: &str, given: &str, at: &str) -> IngestItem {
     )
 }
 
-fn result(job: hub::store::DeliveryJob, outcome: AttemptOutcome, next: NextStep) -> JobResult {
-    JobResult {
+const LEASE: Duration = Duration::from_secs(60);
+
+fn result(job: DeliveryJob, outcome: AttemptOutcome, next: NextStep) -> Finished {
+    Finished {
         job,
-        action: "upsert",
+        action: Some(ActionKind::Upsert),
         outcome,
         status_code: Some(503),
         latency_ms: 3,
         detail: Some("HTTP 503".into()),
         next,
+        holding: None,
+        attempted: true,
+    }
+}
+
+fn delivered(job: DeliveryJob, action: ActionKind) -> Finished {
+    Finished {
+        action: Some(action),
+        status_code: Some(200),
+        detail: None,
+        holding: Some(Holding::new(Held::after(action))),
+        ..result(job, AttemptOutcome::Delivered, NextStep::Done)
+    }
+}
+
+/// Claims every due job of both test destinations.
+async fn claim_all(s: &dyn Store, lease: Duration) -> Vec<DeliveryJob> {
+    let mut jobs = s
+        .claim("crm", 100, lease, ClaimMode::Deliver)
+        .await
+        .unwrap();
+    jobs.extend(
+        s.claim("cdp", 100, lease, ClaimMode::Deliver)
+            .await
+            .unwrap(),
+    );
+    jobs
+}
+
+/// Waits until `check` holds, polling; panics after 10 s.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -187,7 +235,7 @@ async fn pending_jobs_coalesce_per_destination_and_subject(s: &dyn Store) {
         (10, 2),
         "ten changes, one job per destination"
     );
-    let jobs = s.claim_jobs(100, store::now_ms(), 60_000).await.unwrap();
+    let jobs = claim_all(s, LEASE).await;
     assert_eq!(jobs.len(), 2);
     // A change while the job runs queues a new one: the running attempt may have read older state.
     s.ingest(&[upsert("m10", "ada", "Ada 10", "2026-11-23T10:00:10Z")])
@@ -211,10 +259,18 @@ async fn a_retry_is_rescheduled_and_merges_with_newer_work(s: &dyn Store) {
     )])
     .await
     .unwrap();
-    let now = store::now_ms();
-    let job = s.claim_jobs(10, now, 60_000).await.unwrap().remove(0);
+    let job = s
+        .claim("crm", 10, LEASE, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
     // Nothing else is due while it runs.
-    assert!(s.claim_jobs(10, now, 60_000).await.unwrap().is_empty());
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     s.ingest(&[item(
         "m2",
         event(
@@ -228,15 +284,22 @@ async fn a_retry_is_rescheduled_and_merges_with_newer_work(s: &dyn Store) {
     )])
     .await
     .unwrap();
-    let retry_at = now + 5_000;
-    s.finish_jobs(
-        &[result(
-            job.clone(),
-            AttemptOutcome::Retry,
-            NextStep::RetryAt(retry_at),
-        )],
-        now,
-    )
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the newer change waits while the pair is in flight"
+    );
+    let backoff = Duration::from_millis(700);
+    s.finish(&[result(
+        job.clone(),
+        AttemptOutcome::Retry,
+        NextStep::Retry {
+            after: backoff,
+            counted: true,
+        },
+    )])
     .await
     .unwrap();
     let stats = s.stats().await.unwrap();
@@ -246,13 +309,16 @@ async fn a_retry_is_rescheduled_and_merges_with_newer_work(s: &dyn Store) {
         "merged into one pending job"
     );
     assert!(
-        s.claim_jobs(10, now + 4_000, 60_000)
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
             .await
             .unwrap()
             .is_empty(),
         "the backoff holds"
     );
-    let again = s.claim_jobs(10, retry_at, 60_000).await.unwrap();
+    let due = s.next_due("crm").await.unwrap().expect("a job is queued");
+    assert!(due > Duration::ZERO && due <= backoff, "{due:?}");
+    tokio::time::sleep(backoff).await;
+    let again = s.claim("crm", 10, LEASE, ClaimMode::Deliver).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 1, "the attempt count survives the merge");
     assert!(again[0].first_enqueued_at <= job.first_enqueued_at);
@@ -266,12 +332,12 @@ async fn dead_letters_can_be_replayed(s: &dyn Store) {
         .await
         .unwrap();
     let now = store::now_ms();
-    let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
-    let results: Vec<JobResult> = jobs
+    let jobs = claim_all(s, LEASE).await;
+    let results: Vec<Finished> = jobs
         .into_iter()
         .map(|j| result(j, AttemptOutcome::Dead, NextStep::DeadLetter))
         .collect();
-    s.finish_jobs(&results, now).await.unwrap();
+    s.finish(&results).await.unwrap();
     assert_eq!(s.dead_letters(None).await.unwrap().len(), 2);
     assert_eq!(s.dead_letters(Some("crm")).await.unwrap().len(), 1);
     assert_eq!(s.stats().await.unwrap().pending_jobs, 0);
@@ -280,11 +346,11 @@ async fn dead_letters_can_be_replayed(s: &dyn Store) {
         1
     );
     assert_eq!(s.dead_letters(None).await.unwrap().len(), 1);
-    let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
+    let jobs = claim_all(s, LEASE).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(
-        (jobs[0].destination.as_str(), jobs[0].reason.as_str()),
-        ("crm", JobReason::Replay.as_str())
+        (jobs[0].destination.as_str(), jobs[0].reason),
+        ("crm", JobReason::Replay)
     );
 }
 
@@ -347,11 +413,12 @@ async fn expired_leases_are_reclaimed(s: &dyn Store) {
     s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
         .await
         .unwrap();
-    let now = store::now_ms();
-    assert_eq!(s.claim_jobs(10, now, 1_000).await.unwrap().len(), 2);
-    assert!(s.claim_jobs(10, now + 500, 1_000).await.unwrap().is_empty());
+    let lease = Duration::from_millis(300);
+    assert_eq!(claim_all(s, lease).await.len(), 2);
+    assert!(claim_all(s, lease).await.is_empty(), "leased");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
     assert_eq!(
-        s.claim_jobs(10, now + 1_500, 1_000).await.unwrap().len(),
+        claim_all(s, lease).await.len(),
         2,
         "a dead worker's jobs come back"
     );
@@ -413,65 +480,79 @@ async fn delivered_actions_record_what_the_destination_holds(s: &dyn Store) {
         .await
         .unwrap();
     let now = store::now_ms();
-    let jobs = s.claim_jobs(10, now, 60_000).await.unwrap();
+    let jobs = claim_all(s, LEASE).await;
     let subject_id = jobs[0].subject_id.clone();
-    let results: Vec<JobResult> = jobs
+    let results: Vec<Finished> = jobs
         .into_iter()
         .map(|j| {
-            let delivered = j.destination == "crm";
-            JobResult {
-                action: "upsert",
-                outcome: if delivered {
-                    AttemptOutcome::Delivered
-                } else {
-                    AttemptOutcome::Suppressed
-                },
-                ..result(j, AttemptOutcome::Delivered, NextStep::Done)
+            if j.destination == "crm" {
+                let mut identity = serde_json::Map::new();
+                identity.insert("email".into(), json!("ada@example.com"));
+                Finished {
+                    holding: Some(Holding {
+                        state: Held::Sent,
+                        record_id: Some("vendor-42".into()),
+                        identity,
+                    }),
+                    ..delivered(j, ActionKind::Upsert)
+                }
+            } else {
+                Finished {
+                    action: None,
+                    ..result(j, AttemptOutcome::Suppressed, NextStep::Done)
+                }
             }
         })
         .collect();
-    s.finish_jobs(&results, now).await.unwrap();
+    s.finish(&results).await.unwrap();
     let subject = s
         .load_subjects(std::slice::from_ref(&subject_id))
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(subject.received.get("crm"), Some(&Held::Sent));
+    let crm = subject.received.get("crm").expect("crm holds the subject");
+    assert_eq!(crm.state, Held::Sent);
+    assert_eq!(crm.record_id.as_deref(), Some("vendor-42"));
+    assert_eq!(crm.identity["email"], "ada@example.com");
     assert_eq!(
-        subject.received.get("cdp"),
+        subject.held_by("cdp"),
         None,
         "a suppressed attempt sends nothing"
     );
     s.enqueue("crm", &subject_id, JobReason::Change, now)
         .await
         .unwrap();
-    let job = s.claim_jobs(10, now, 60_000).await.unwrap().remove(0);
-    let withdrawn = JobResult {
-        action: "suppress",
-        ..result(job, AttemptOutcome::Delivered, NextStep::Done)
+    let job = s
+        .claim("crm", 10, LEASE, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
+    let withdrawn = Finished {
+        holding: Some(Holding::new(Held::Withdrawn)),
+        ..delivered(job, ActionKind::Suppress)
     };
-    s.finish_jobs(&[withdrawn], now).await.unwrap();
+    s.finish(&[withdrawn]).await.unwrap();
     let subject = s
         .load_subjects(std::slice::from_ref(&subject_id))
         .await
         .unwrap()
         .remove(0);
-    assert_eq!(subject.received.get("crm"), Some(&Held::Withdrawn));
+    let crm = subject.received.get("crm").unwrap();
+    assert_eq!(crm.state, Held::Withdrawn);
+    assert_eq!(
+        crm.record_id.as_deref(),
+        Some("vendor-42"),
+        "the vendor's id is kept when an answer names none"
+    );
+    assert_eq!(crm.identity["email"], "ada@example.com");
 }
 
 /// Delivers every due job with the action the engine would choose.
-async fn deliver_all(s: &dyn Store, action: &'static str) -> Vec<String> {
-    let now = store::now_ms();
-    let jobs = s.claim_jobs(100, now, 60_000).await.unwrap();
+async fn deliver_all(s: &dyn Store, action: ActionKind) -> Vec<String> {
+    let jobs = claim_all(s, LEASE).await;
     let names = jobs.iter().map(|j| j.destination.clone()).collect();
-    let results: Vec<JobResult> = jobs
-        .into_iter()
-        .map(|j| JobResult {
-            action,
-            ..result(j, AttemptOutcome::Delivered, NextStep::Done)
-        })
-        .collect();
-    s.finish_jobs(&results, now).await.unwrap();
+    let results: Vec<Finished> = jobs.into_iter().map(|j| delivered(j, action)).collect();
+    s.finish(&results).await.unwrap();
     names
 }
 
@@ -483,7 +564,7 @@ async fn erasure_deletes_where_sent_then_removes_pii_with_a_receipt(s: &dyn Stor
     let IngestOutcome::Applied { subject_id, .. } = &out[0] else {
         panic!()
     };
-    assert_eq!(deliver_all(s, "upsert").await.len(), 2);
+    assert_eq!(deliver_all(s, ActionKind::Upsert).await.len(), 2);
     let now = store::now_ms();
     assert!(
         s.request_erasure(subject_id, &["crm".into()], now)
@@ -510,7 +591,7 @@ async fn erasure_deletes_where_sent_then_removes_pii_with_a_receipt(s: &dyn Stor
             .is_empty(),
         "not before the deletes"
     );
-    let mut asked = deliver_all(s, "delete").await;
+    let mut asked = deliver_all(s, ActionKind::Delete).await;
     asked.sort();
     assert_eq!(asked, vec!["cdp".to_string(), "crm".to_string()]);
     let receipts = s
@@ -641,7 +722,7 @@ async fn attempts_past_retention_are_pruned(s: &dyn Store) {
     s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
         .await
         .unwrap();
-    deliver_all(s, "upsert").await;
+    deliver_all(s, ActionKind::Upsert).await;
     assert_eq!(s.stats().await.unwrap().attempts, 2);
     assert_eq!(
         s.prune_attempts(store::now_ms() - 60_000).await.unwrap(),
@@ -656,7 +737,7 @@ async fn a_deleted_profile_reaches_every_destination_that_had_it(s: &dyn Store) 
     s.ingest(&[upsert("m1", "ada", "Ada", "2026-11-23T10:00:00Z")])
         .await
         .unwrap();
-    assert_eq!(deliver_all(s, "upsert").await.len(), 2);
+    assert_eq!(deliver_all(s, ActionKind::Upsert).await.len(), 2);
     // `cdp` has since been disabled: the delete event fans out to `crm` only...
     let delete = event(
         "profile.deleted",
@@ -667,7 +748,379 @@ async fn a_deleted_profile_reaches_every_destination_that_had_it(s: &dyn Store) 
     );
     s.ingest(&[item("m2", delete, &["crm"])]).await.unwrap();
     // ...yet the erasure must reach both, since both hold the subject.
-    let mut asked = deliver_all(s, "delete").await;
+    let mut asked = deliver_all(s, ActionKind::Delete).await;
     asked.sort();
     assert_eq!(asked, vec!["cdp".to_string(), "crm".to_string()]);
+}
+
+async fn ingest_for(s: &dyn Store, msg: &str, ext: &str, at: &str) -> String {
+    let out = s
+        .ingest(&[item(
+            msg,
+            event("profile.upserted", ext, ext, json!({}), at),
+            &["crm"],
+        )])
+        .await
+        .unwrap();
+    match &out[0] {
+        IngestOutcome::Applied { subject_id, .. } => subject_id.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn one_delivery_per_destination_and_subject_at_a_time(s: &dyn Store) {
+    let ada = ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    ingest_for(s, "m2", "bob", "2026-11-23T10:00:00Z").await;
+    let running = s.claim("crm", 10, LEASE, ClaimMode::Deliver).await.unwrap();
+    assert_eq!(running.len(), 2);
+    ingest_for(s, "m3", "ada", "2026-11-23T10:00:01Z").await;
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "ada's change waits: her delivery is in flight"
+    );
+    let ada_job = running
+        .iter()
+        .find(|j| j.subject_id == ada)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        s.finish(&[delivered(ada_job, ActionKind::Upsert)])
+            .await
+            .unwrap(),
+        1
+    );
+    let next = s.claim("crm", 10, LEASE, ClaimMode::Deliver).await.unwrap();
+    assert_eq!(next.len(), 1, "then it goes, once");
+    assert_eq!(next[0].subject_id, ada);
+}
+
+async fn a_late_finish_after_the_lease_changes_nothing(s: &dyn Store) {
+    ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    let lease = Duration::from_millis(200);
+    let first = s
+        .claim("crm", 10, lease, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let second = s
+        .claim("crm", 10, LEASE, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.id, second.id, "the same job, reclaimed");
+    assert_ne!(first.lease_token, second.lease_token);
+    let late = s
+        .finish(&[delivered(first, ActionKind::Upsert)])
+        .await
+        .unwrap();
+    assert_eq!(late, 0, "the expired claim owns nothing");
+    let stats = s.stats().await.unwrap();
+    assert_eq!(
+        (stats.running_jobs, stats.attempts),
+        (1, 0),
+        "the new claim is intact and no attempt was written"
+    );
+    let subject = s
+        .load_subjects(std::slice::from_ref(&second.subject_id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(subject.held_by("crm"), None);
+    assert_eq!(
+        s.finish(&[delivered(second, ActionKind::Upsert)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.stats().await.unwrap().attempts, 1);
+}
+
+async fn a_waiting_ticket_holds_its_pair_until_checked(s: &dyn Store) {
+    let ada = ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    let job = s
+        .claim("crm", 10, LEASE, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
+    let check_after = Duration::from_millis(300);
+    let wait = Finished {
+        outcome: AttemptOutcome::Accepted,
+        next: NextStep::Wait {
+            ticket: "vendor-job-1".into(),
+            item: TicketItem {
+                action: ActionKind::Delete,
+                delivery_id: "msg_1".into(),
+                identity: Default::default(),
+                record_id: Some("r-1".into()),
+            },
+            after: check_after,
+        },
+        ..delivered(job, ActionKind::Delete)
+    };
+    let wait = Finished {
+        holding: None,
+        ..wait
+    };
+    s.finish(&[wait]).await.unwrap();
+    assert_eq!(s.stats().await.unwrap().waiting_jobs, 1);
+    ingest_for(s, "m2", "ada", "2026-11-23T10:00:01Z").await;
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a waiting vendor job holds the pair"
+    );
+    assert!(
+        s.claim_tickets("crm", 10, LEASE).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    tokio::time::sleep(check_after + Duration::from_millis(50)).await;
+    let checked = s.claim_tickets("crm", 10, LEASE).await.unwrap();
+    assert_eq!(checked.len(), 1);
+    let ticket = checked[0]
+        .ticket
+        .clone()
+        .expect("the ticket travels with the job");
+    assert_eq!(ticket.ticket, "vendor-job-1");
+    assert_eq!(ticket.item.record_id.as_deref(), Some("r-1"));
+    assert!(
+        s.claim_tickets("crm", 10, LEASE).await.unwrap().is_empty(),
+        "leased"
+    );
+    let confirmed = delivered(checked[0].clone(), ActionKind::Delete);
+    assert_eq!(s.finish(&[confirmed]).await.unwrap(), 1);
+    let subject = s
+        .load_subjects(std::slice::from_ref(&ada))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(subject.held_by("crm"), Some(Held::Deleted));
+    assert_eq!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the pair is free"
+    );
+}
+
+async fn erasure_waits_for_deliveries_in_flight(s: &dyn Store) {
+    let ada = ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    assert_eq!(
+        deliver_all(s, ActionKind::Upsert).await,
+        vec!["crm".to_string()]
+    );
+    ingest_for(s, "m2", "ada", "2026-11-23T10:00:01Z").await;
+    // An upsert is in flight when the erasure arrives.
+    let in_flight = s
+        .claim("crm", 10, LEASE, ClaimMode::Deliver)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        s.request_erasure(&ada, &["crm".into()], store::now_ms())
+            .await
+            .unwrap()
+    );
+    let day = 86_400_000;
+    assert!(
+        s.complete_erasures(store::now_ms(), day)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the delete waits for the upsert"
+    );
+    s.finish(&[delivered(in_flight, ActionKind::Upsert)])
+        .await
+        .unwrap();
+    assert!(
+        s.complete_erasures(store::now_ms(), day)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the upsert landed: data is held again"
+    );
+    assert_eq!(
+        deliver_all(s, ActionKind::Delete).await,
+        vec!["crm".to_string()]
+    );
+    let receipts = s.complete_erasures(store::now_ms(), day).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].confirmed[0].0, "crm");
+    assert!(
+        s.complete_erasures(store::now_ms(), day)
+            .await
+            .unwrap()
+            .is_empty(),
+        "one receipt"
+    );
+}
+
+async fn destination_state_is_shared_and_probes_are_taken_once(s: &dyn Store) {
+    assert_eq!(
+        s.destination_state("crm").await.unwrap().status(),
+        DestinationStatus::Active
+    );
+    let probe_in = Duration::from_millis(300);
+    s.pause_destination(
+        "crm",
+        PausedBy::Vendor,
+        "credentials refused (HTTP 401)",
+        Some(probe_in),
+    )
+    .await
+    .unwrap();
+    let state = s.destination_state("crm").await.unwrap();
+    assert_eq!(state.status(), DestinationStatus::Paused);
+    assert_eq!(state.pause.as_ref().unwrap().by, PausedBy::Vendor);
+    assert!(state.probe_in().unwrap() > Duration::ZERO);
+    assert!(!s.take_probe("crm", probe_in).await.unwrap(), "not due yet");
+    tokio::time::sleep(probe_in + Duration::from_millis(50)).await;
+    let interval = Duration::from_secs(60);
+    assert!(s.take_probe("crm", interval).await.unwrap());
+    assert!(
+        !s.take_probe("crm", interval).await.unwrap(),
+        "one probe per interval"
+    );
+    // An admin's pause wins over the vendor's and is never probed.
+    s.pause_destination("crm", PausedBy::Admin, "maintenance", None)
+        .await
+        .unwrap();
+    s.pause_destination("crm", PausedBy::Vendor, "401", Some(Duration::ZERO))
+        .await
+        .unwrap();
+    let state = s.destination_state("crm").await.unwrap();
+    assert_eq!(state.pause.as_ref().unwrap().by, PausedBy::Admin);
+    assert_eq!(state.probe_in(), None);
+    assert!(s.resume_destination("crm").await.unwrap());
+    assert!(
+        !s.resume_destination("crm").await.unwrap(),
+        "not paused any more"
+    );
+    assert_eq!(
+        s.destination_state("crm").await.unwrap().status(),
+        DestinationStatus::Active
+    );
+    let wait = Duration::from_millis(400);
+    s.throttle_destination("crm", wait, "429").await.unwrap();
+    s.throttle_destination("crm", Duration::from_millis(10), "429")
+        .await
+        .unwrap();
+    let state = s.destination_state("crm").await.unwrap();
+    assert_eq!(state.status(), DestinationStatus::Throttled);
+    assert!(
+        state.throttle_left().unwrap() > Duration::from_millis(200),
+        "a shorter throttle does not end a longer one"
+    );
+    eventually("the throttle ends", || async {
+        s.destination_state("crm").await.unwrap().status() == DestinationStatus::Active
+    })
+    .await;
+}
+
+async fn shared_rate_limit_spaces_reserved_calls(s: &dyn Store) {
+    let step = Duration::from_millis(100);
+    let first = s.reserve_calls("crm", 5, step).await.unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(first[0] <= Duration::from_millis(20), "{first:?}");
+    for pair in first.windows(2) {
+        let gap = pair[1].saturating_sub(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(99) && gap <= Duration::from_millis(101),
+            "{first:?}"
+        );
+    }
+    // Another process reserving now gets the times after these.
+    let next = s.reserve_calls("crm", 2, step).await.unwrap();
+    assert!(next[0] >= Duration::from_millis(450), "{next:?}");
+    // Other destinations have their own schedule.
+    let other = s.reserve_calls("cdp", 1, step).await.unwrap();
+    assert!(other[0] <= Duration::from_millis(20), "{other:?}");
+}
+
+async fn destination_reports_count_queue_and_outcomes(s: &dyn Store) {
+    ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    ingest_for(s, "m2", "bob", "2026-11-23T10:00:00Z").await;
+    let jobs = s.claim("crm", 1, LEASE, ClaimMode::Deliver).await.unwrap();
+    s.finish(&[result(
+        jobs[0].clone(),
+        AttemptOutcome::Dead,
+        NextStep::DeadLetter,
+    )])
+    .await
+    .unwrap();
+    let reports = s
+        .destination_reports(&["crm".to_string(), "cdp".to_string()])
+        .await
+        .unwrap();
+    let crm = &reports[0];
+    assert_eq!((crm.pending, crm.running, crm.failed_last_hour), (1, 0, 1));
+    assert!(crm.oldest_pending_ms.is_some());
+    assert_eq!(crm.last_error.as_ref().unwrap().status_code, Some(503));
+    assert_eq!(reports[1].pending, 0);
+    assert_eq!(reports[1].state, DestinationStatus::Active);
+    deliver_all(s, ActionKind::Upsert).await;
+    let crm = s
+        .destination_reports(&["crm".to_string()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((crm.pending, crm.delivered_last_hour), (0, 1));
+}
+
+async fn claims_hold_back_while_paused_or_throttled(s: &dyn Store) {
+    ingest_for(s, "m1", "ada", "2026-11-23T10:00:00Z").await;
+    s.pause_destination("crm", PausedBy::Admin, "maintenance", None)
+        .await
+        .unwrap();
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is claimed while paused"
+    );
+    let probe = s.claim("crm", 1, LEASE, ClaimMode::Probe).await.unwrap();
+    assert_eq!(probe.len(), 1, "a probe takes one job");
+    s.finish(&[Finished {
+        holding: None,
+        ..result(
+            probe[0].clone(),
+            AttemptOutcome::Paused,
+            NextStep::Retry {
+                after: Duration::ZERO,
+                counted: false,
+            },
+        )
+    }])
+    .await
+    .unwrap();
+    s.resume_destination("crm").await.unwrap();
+    s.throttle_destination("crm", Duration::from_secs(60), "429")
+        .await
+        .unwrap();
+    assert!(
+        s.claim("crm", 10, LEASE, ClaimMode::Deliver)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is claimed while throttled"
+    );
+    let job = s.claim("cdp", 10, LEASE, ClaimMode::Deliver).await.unwrap();
+    assert!(
+        job.is_empty(),
+        "cdp has no jobs here; its state is its own anyway"
+    );
 }

@@ -13,6 +13,8 @@ backend_tests!(
     signed_upsert_is_mapped_and_delivered,
     bad_requests_are_refused_and_change_nothing,
     duplicate_webhook_id_is_delivered_once,
+    a_refused_change_fails_alone_in_its_group_commit,
+    deliveries_are_found_by_source_id,
 );
 
 const TABLES: [&str; 4] = ["subjects", "changes", "delivery_jobs", "inbound_messages"];
@@ -229,4 +231,128 @@ async fn duplicate_webhook_id_is_delivered_once(backend: Backend) {
     }
     let m = hub.metrics().await;
     assert_eq!(m.get("hub_webhooks_duplicate_total"), Some(&2.0), "{m:?}");
+}
+
+/// Makes the database itself refuse any subject with externalId `poison`
+/// (a trigger), as it refuses data it cannot hold: the input checks pass it.
+async fn install_poison_trigger(db: &Db) {
+    use sqlx::Connection;
+    match db.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON subjects \
+                 WHEN NEW.external_id = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            for sql in [
+                "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.external_id = 'poison' THEN \
+                 RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON subjects \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+            ] {
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
+/// One change the database refuses, sent among many good ones so that they
+/// share group commits: every good one is answered 202 and delivered, the
+/// refused one gets a 4xx (never a 503 that a source would retry forever).
+async fn a_refused_change_fails_alone_in_its_group_commit(backend: Backend) {
+    let sink = Sink::start().await;
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    install_poison_trigger(&hub.db).await;
+    let split = "group commit failed; committing its halves apart";
+    let mut good = 0;
+    // Until a batch held the refused change with others (nearly always the first round).
+    for round in 0..5 {
+        let t = now_utc();
+        let sends: Vec<_> = (0..60)
+            .map(|i| {
+                let ext = if i == 30 {
+                    "poison".to_string()
+                } else {
+                    format!("batch-{round}-{i}")
+                };
+                let request = hub.webhook(&profile_event(&ext, t));
+                async move { (ext, request.send().await) }
+            })
+            .collect();
+        for (ext, r) in futures::future::join_all(sends).await {
+            if ext == "poison" {
+                assert_eq!(r.status, 422, "{r:?}");
+                assert_eq!(r.content_type, "application/problem+json");
+            } else {
+                assert_eq!(r.status, 202, "{ext}: {r:?}\n{}", hub.log_text());
+                good += 1;
+            }
+        }
+        let log = std::fs::read_to_string(&hub.log).unwrap_or_default();
+        if log.contains(split) {
+            break;
+        }
+    }
+    hub.wait_for_log(split, 1).await;
+    // Every good change is delivered; the refused one left nothing behind.
+    sink.wait_for(good, PATIENCE).await;
+    assert_eq!(sink.subjects().len(), good);
+    let counts = hub.db.counts(&["subjects"]).await;
+    assert_eq!(counts[0].1, good as i64);
+    let out = hub.cli(&["deliveries", "--subject", "ciam:poison"]).await;
+    assert!(!out.status.success(), "no subject poison: {out:?}");
+}
+
+/// `GET /admin/deliveries?subject=SOURCE:externalId` finds what the hub id
+/// finds, as `hub deliveries --subject` does.
+async fn deliveries_are_found_by_source_id(backend: Backend) {
+    let sink = Sink::start().await;
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    let reply = hub.send_ok(&profile_event("dd-1", now_utc())).await;
+    let id = reply["subject"].as_str().unwrap().to_string();
+    hub.wait_deliveries(&id, "a delivery", |l| !l.is_empty())
+        .await;
+    let get = |q: String| {
+        let hub = &hub;
+        async move {
+            let r = hub
+                .http
+                .get(format!("{}/admin/deliveries?subject={q}", hub.url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, by_id) = get(id.clone()).await;
+    assert_eq!(status, 200);
+    let (status, by_source) = get("ciam:dd-1".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        !by_id["deliveries"].as_array().unwrap().is_empty(),
+        "{by_id}"
+    );
+    assert_eq!(by_source, by_id);
+    let cli = hub.deliveries(Some("ciam:dd-1")).await;
+    assert_eq!(cli.len(), by_id["deliveries"].as_array().unwrap().len());
+    let (status, body) = get("ciam:nobody".into()).await;
+    assert_eq!(status, 404, "{body}");
 }

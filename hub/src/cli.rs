@@ -49,6 +49,12 @@ pub enum Command {
         /// Hub id or SOURCE:externalId.
         subject: String,
     },
+    /// Destinations: state (active, paused, throttled), queue, lag, last
+    /// error and last hour's outcomes; pause and resume.
+    Destinations {
+        #[command(subcommand)]
+        command: Option<DestinationsCommand>,
+    },
     /// Queue every subject for one destination.
     Backfill {
         #[arg(long)]
@@ -98,6 +104,18 @@ pub enum DlqCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DestinationsCommand {
+    /// Stop delivering to NAME (jobs are kept) until `resume`.
+    Pause {
+        name: String,
+        #[arg(long, default_value = "paused by an admin")]
+        reason: String,
+    },
+    /// Deliver to NAME again: everything it missed goes out, latest state only.
+    Resume { name: String },
 }
 
 #[derive(Debug, Subcommand)]

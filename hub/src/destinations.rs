@@ -100,29 +100,109 @@ fn check_names(mapping: &Destination, vocab: &Vocabulary) -> Vec<MappingError> {
     errors
 }
 
+/// True when a disabled file still holds `${env:...}` placeholders (their
+/// variables are not set here), so its settings cannot be judged yet.
+fn has_placeholders(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains("${env:"),
+        serde_json::Value::Array(items) => items.iter().any(has_placeholders),
+        serde_json::Value::Object(map) => map.values().any(has_placeholders),
+        _ => false,
+    }
+}
+
+/// Every identity field the connector addresses subjects by must be mapped.
+fn check_identity(mapping: &Destination, connector: &dyn Connector) -> Vec<MappingError> {
+    connector
+        .identity_fields()
+        .into_iter()
+        .filter(|f| !mapping.fields.iter().any(|rule| &rule.target == f))
+        .map(|f| {
+            mapping.error_at(
+                "fields",
+                format!(
+                    "connector {} identifies subjects by field {f:?}: map it under fields",
+                    mapping.connector
+                ),
+            )
+        })
+        .collect()
+}
+
 fn bind(mapping: Destination, vocab: &Vocabulary) -> Result<ActiveDestination, Vec<MappingError>> {
-    let errors = check_names(&mapping, vocab);
+    let mut errors = check_names(&mapping, vocab);
+    let built = connectors::build(&mapping.connector, mapping.settings.as_value());
+    let connector = match built {
+        Ok(connector) => {
+            errors.extend(check_identity(&mapping, connector.as_ref()));
+            Some(connector)
+        }
+        // A disabled file with unresolved secrets is checked once enabled.
+        Err(_)
+            if !mapping.enabled
+                && has_placeholders(mapping.settings.as_value())
+                && connectors::ConnectorKind::parse(&mapping.connector).is_some() =>
+        {
+            None
+        }
+        Err(e) => {
+            let (key, reason) = settings_problem(&e, mapping.settings.as_value());
+            errors.push(mapping.error_at(&key, reason));
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    if !mapping.enabled {
-        return Ok(ActiveDestination {
-            mapping,
-            connector: None,
-        });
-    }
-    match connectors::build(&mapping.connector, mapping.settings.as_value()) {
-        Ok(connector) => Ok(ActiveDestination {
-            mapping,
-            connector: Some(connector),
-        }),
-        Err(e) => {
-            let key = match e {
-                connectors::ConnectorError::Unknown(_) => "connector",
-                _ => "settings",
-            };
-            Err(vec![mapping.error_at(key, e.to_string())])
+    Ok(ActiveDestination {
+        connector: connector.filter(|_| mapping.enabled),
+        mapping,
+    })
+}
+
+/// The key and reason of a connector's refusal of its settings, with no
+/// setting's value in it. The connectors' messages name the key and what
+/// was expected (`connectors::settings`); as a second line of defence any
+/// setting's value that still shows up is taken out, since after
+/// `${env:...}` resolution it can be a secret.
+fn settings_problem(
+    e: &connectors::ConnectorError,
+    settings: &serde_json::Value,
+) -> (String, String) {
+    use connectors::ConnectorError as E;
+    let named = |key: &str| format!("settings.{key}");
+    let mut reason = e.to_string();
+    for value in string_values(settings) {
+        reason = reason.replace(&format!("{value:?}"), "(value not shown)");
+        if value.chars().count() >= 4 {
+            reason = reason.replace(value, "(value not shown)");
         }
+    }
+    let key = match e {
+        E::Unknown(_) => "connector".to_string(),
+        E::Secret(_) => named("secret"),
+        // "invalid settings: url: expected ..." names its key first.
+        E::Invalid(text) => text
+            .split_once(':')
+            .map(|(k, _)| k.trim())
+            .filter(|k| {
+                settings
+                    .pointer(&format!("/{}", k.replace('.', "/")))
+                    .is_some()
+            })
+            .map(named)
+            .unwrap_or_else(|| "settings".into()),
+    };
+    (key, reason)
+}
+
+/// Every string value in a settings tree, at any depth.
+fn string_values(value: &serde_json::Value) -> Vec<&str> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() => vec![s.as_str()],
+        serde_json::Value::Array(items) => items.iter().flat_map(string_values).collect(),
+        serde_json::Value::Object(map) => map.values().flat_map(string_values).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -150,12 +230,20 @@ pub fn reload(
     let mut next = DestinationSet::default();
     let mut errors = Vec::new();
     for file in files {
-        let candidate = match load_one(&file, vocab) {
-            Ok(d) => Some(Arc::new(d)),
-            Err(e) => {
-                errors.extend(e);
-                previous.by_file.get(&file).cloned()
-            }
+        // An unchanged file keeps its connector, and with it the
+        // connector's state (a cached OAuth token, say).
+        let unchanged = previous.by_file.get(&file).filter(|d| {
+            std::fs::read(&file).is_ok_and(|text| sha256_hex(&text) == d.mapping.source_sha256)
+        });
+        let candidate = match unchanged {
+            Some(d) => Some(d.clone()),
+            None => match load_one(&file, vocab) {
+                Ok(d) => Some(Arc::new(d)),
+                Err(e) => {
+                    errors.extend(e);
+                    previous.by_file.get(&file).cloned()
+                }
+            },
         };
         let Some(d) = candidate else { continue };
         if let Some(other) = next.by_name.get(&d.mapping.name) {
@@ -173,6 +261,11 @@ pub fn reload(
         next.by_file.insert(file, d);
     }
     (next, errors)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn mapping_files(dir: &Path) -> Vec<PathBuf> {
@@ -227,3 +320,30 @@ pub async fn watch(
         live.store(Arc::new(next));
     }
 }
+
+/// `hub destinations` and `GET /admin/destinations`: each loaded
+/// destination with its connector, whether it is enabled, and its state,
+/// queue and outcomes from the store.
+pub async fn reports<'a>(
+    store: &dyn crate::store::Store,
+    destinations: impl IntoIterator<Item = &'a ActiveDestination>,
+) -> Result<Vec<serde_json::Value>, crate::store::StoreError> {
+    let list: Vec<&ActiveDestination> = destinations.into_iter().collect();
+    let names: Vec<String> = list.iter().map(|d| d.mapping.name.clone()).collect();
+    let reports = store.destination_reports(&names).await?;
+    Ok(list
+        .iter()
+        .zip(reports)
+        .map(|(d, r)| {
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("connector".into(), d.mapping.connector.clone().into());
+                obj.insert("enabled".into(), d.mapping.enabled.into());
+            }
+            v
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -102,7 +102,7 @@ pub fn valid_purpose_name(purpose: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Why an event is refused (400 with this text).
+/// Why an event is refused (422 with this text).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
     #[error("subject.externalId must be a non-empty string")]
@@ -111,10 +111,31 @@ pub enum EventError {
     BadPurpose(String),
     #[error("subject.{0} is read-only")]
     ReadOnly(&'static str),
+    /// A subject attribute the published User schemas refuse.
+    #[error("subject.{0}")]
+    Schema(#[source] crate::scim_model::validate::Violation),
+    #[error("{0} must not contain a NUL character")]
+    Nul(String),
+    #[error("occurredAt lies more than {0} s in the future")]
+    FromTheFuture(u64),
+    #[error("subject.{0} is not written through subject; use the event's {1}")]
+    ConsentInSubject(String, &'static str),
     #[error("unknown brand {brand:?}; known brands: {known}")]
     UnknownBrand { brand: String, known: String },
     #[error("unknown consent purpose {purpose:?}; known purposes: {known}")]
     UnknownPurpose { purpose: String, known: String },
+}
+
+/// What [`CanonicalEvent::check`] checks against.
+pub struct EventRules<'a> {
+    /// Declared consent purposes.
+    pub purposes: Vec<&'a String>,
+    /// Declared brands.
+    pub brands: Vec<&'a String>,
+    pub schemas: &'a crate::scim_model::schema::Published,
+    pub now: DateTime<Utc>,
+    /// How far `occurredAt` may lie ahead of `now`: the webhook tolerance.
+    pub max_ahead: std::time::Duration,
 }
 
 impl CanonicalEvent {
@@ -125,19 +146,51 @@ impl CanonicalEvent {
             .filter(|s| !s.trim().is_empty())
     }
 
-    /// Checks what serde cannot express, and that every purpose is declared.
-    pub fn validate_with<'a>(
-        &self,
-        purposes: impl Iterator<Item = &'a String> + Clone,
-        brands: impl Iterator<Item = &'a String> + Clone,
-    ) -> Result<(), EventError> {
+    /// Checks the event against the hub's rules, as SCIM would check the
+    /// same attributes: what serde cannot express, declared purposes and
+    /// brands, the published User schemas (types, multi-valued, canonical
+    /// values), read-only attributes (`id`, `meta`, `groups` refused;
+    /// read-only sub-attributes dropped) and `password` (write-only for
+    /// SCIM, never stored: dropped), and an `occurredAt` no further ahead of
+    /// `rules.now` than `rules.max_ahead` (a later one would make every
+    /// following update stale).
+    pub fn check(&mut self, rules: &EventRules<'_>) -> Result<(), EventError> {
+        use crate::scim_model::schema::USER;
+        self.subject
+            .retain(|k, _| !k.eq_ignore_ascii_case("password"));
         self.validate()?;
+        for name in ["consent", "brandConsent"] {
+            let inside = self
+                .subject
+                .iter()
+                .filter(|(k, _)| USER.extension(k) == Some(SYNCD_EXTENSION))
+                .filter_map(|(_, v)| v.as_object())
+                .any(|ext| ext.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            if inside {
+                return Err(EventError::ConsentInSubject(
+                    format!("{SYNCD_EXTENSION}:{name}"),
+                    name,
+                ));
+            }
+        }
+        crate::scim_model::user::strip_read_only(&mut self.subject, &USER);
+        crate::scim_model::validate::check(&self.subject, &USER, rules.schemas)
+            .map_err(EventError::Schema)?;
+        let ahead = self.occurred_at.signed_duration_since(rules.now);
+        if ahead.num_milliseconds() > rules.max_ahead.as_millis() as i64 {
+            return Err(EventError::FromTheFuture(rules.max_ahead.as_secs()));
+        }
         let named_brands = self.brands.iter().chain(self.brand_consent.keys());
         for brand in named_brands {
-            if !brands.clone().any(|b| b == brand) {
+            if !rules.brands.contains(&brand) {
                 return Err(EventError::UnknownBrand {
                     brand: brand.clone(),
-                    known: brands.clone().cloned().collect::<Vec<_>>().join(", "),
+                    known: rules
+                        .brands
+                        .iter()
+                        .map(|b| b.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
@@ -146,10 +199,15 @@ impl CanonicalEvent {
             .keys()
             .chain(self.brand_consent.values().flat_map(|m| m.keys()));
         for purpose in named_purposes {
-            if !purposes.clone().any(|p| p == purpose) {
+            if !rules.purposes.contains(&purpose) {
                 return Err(EventError::UnknownPurpose {
                     purpose: purpose.clone(),
-                    known: purposes.clone().cloned().collect::<Vec<_>>().join(", "),
+                    known: rules
+                        .purposes
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
@@ -159,11 +217,11 @@ impl CanonicalEvent {
     /// Checks what serde cannot express.
     pub fn validate(&self) -> Result<(), EventError> {
         self.external_id().ok_or(EventError::MissingExternalId)?;
-        if self.subject.contains_key("id") {
-            return Err(EventError::ReadOnly("id"));
-        }
-        if self.subject.contains_key("meta") {
-            return Err(EventError::ReadOnly("meta"));
+        // What SCIM publishes as readOnly is the hub's to set, not a source's.
+        for name in ["id", "meta", "groups"] {
+            if self.subject.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+                return Err(EventError::ReadOnly(name));
+            }
         }
         let mut purposes = self
             .consent

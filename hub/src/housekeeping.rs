@@ -47,6 +47,10 @@ pub async fn run(
                 Ok(n) => tracing::info!(pruned = n, "old delivery attempts removed"),
                 Err(e) => tracing::error!(error = %e, "pruning attempts failed"),
             }
+            // Per-minute outcome counts serve "the last hour"; keep a day.
+            if let Err(e) = store.prune_destination_counts(now - 86_400_000).await {
+                tracing::error!(error = %e, "pruning destination counts failed");
+            }
         }
     }
 }

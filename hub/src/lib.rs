@@ -8,11 +8,17 @@
 //!    enabled destination commit in one transaction (group commit), then 202.
 //! 3. **Job** (`store/`): a job names (destination, subject), never a payload;
 //!    pending jobs for the same pair coalesce.
-//! 4. **Worker** (`delivery/`): claims due jobs, reads the subject's current
-//!    profile and consent, plans the action (`delivery::plan`), maps fields
-//!    through the destination's mapping file (`destinations`, crate `mapping`).
-//! 5. **Connector** (crate `connectors`): talks to the vendor; the engine
-//!    records the attempt and retries later, or dead-letters.
+//! 4. **Driver** (`delivery/`): one per enabled destination. It claims that
+//!    destination's due jobs (one delivery per subject at a time), reads each
+//!    subject's current profile and consent, plans the action
+//!    (`delivery::plan`), maps fields through the destination's mapping file
+//!    (`destinations`, crate `mapping`) and batches them to the connector's
+//!    limits, within adaptive concurrency and a rate limit shared by all hub
+//!    processes.
+//! 5. **Connector** (crate `connectors`): talks to the vendor and answers per
+//!    item; the driver records each batch's outcomes as it returns, retries
+//!    later, dead-letters, waits on the vendor's asynchronous jobs, and
+//!    pauses or throttles the destination when the vendor says so.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +29,7 @@ pub mod event;
 pub mod housekeeping;
 pub mod http;
 pub mod ingest;
+pub mod input;
 pub mod metrics;
 pub mod scim_model;
 pub mod store;
@@ -31,7 +38,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
 
 use config::Config;
 use destinations::DestinationSet;
@@ -47,8 +53,12 @@ pub struct AppState {
     pub destinations: Arc<ArcSwap<DestinationSet>>,
     pub ingestor: Ingestor,
     pub metrics: Arc<Metrics>,
-    /// Rung when jobs become due (ingest, replay, backfill).
-    pub wake: Arc<Notify>,
+    /// The SCIM schemas as published (declared brands included); input is
+    /// checked against them.
+    pub schemas: Arc<scim_model::schema::Published>,
+    /// Wakes a destination's driver when jobs become due for it (ingest,
+    /// replay, backfill).
+    pub wake: Arc<delivery::Wakers>,
 }
 
 pub fn app(state: AppState) -> axum::Router {
@@ -79,10 +89,14 @@ pub async fn build_state(
         tracing::error!(error = %e, "mapping file refused");
     }
     tracing::info!(destinations = set.enabled_names().len(), "mappings loaded");
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(delivery::Wakers::default());
     let (ingestor, writer) = Ingestor::start(store.clone(), wake.clone());
     Ok((
         AppState {
+            schemas: Arc::new(scim_model::schema::Published::new(
+                config.purposes.keys(),
+                config.brands.keys(),
+            )),
             config: Arc::new(config),
             store,
             destinations: Arc::new(ArcSwap::from_pointee(set)),
@@ -94,25 +108,39 @@ pub async fn build_state(
     ))
 }
 
+/// A hub ready to serve: its store is open and migrated, its mappings are
+/// loaded. `hub serve` prepares before it announces its address, so no
+/// request reaches a hub whose migrations have not finished.
+pub struct Prepared {
+    pub state: AppState,
+    /// The ingest writer task; it ends once the router is gone.
+    writer: tokio::task::JoinHandle<()>,
+}
+
+/// Opens (and migrates) the store and loads the mappings.
+pub async fn prepare(config: Config) -> Result<Prepared, ServeError> {
+    let (state, writer) = build_state(config).await?;
+    Ok(Prepared { state, writer })
+}
+
 /// Runs the HTTP server, the delivery engine and the mapping watcher until
 /// `shutdown` resolves; then stops taking requests, finishes in-flight
 /// deliveries and returns.
 pub async fn serve(
-    config: Config,
+    prepared: Prepared,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (state, writer) = build_state(config).await?;
+    let Prepared { state, writer } = prepared;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = Arc::new(delivery::Engine::new(
+    let engine = delivery::Engine::new(
         state.store.clone(),
         state.destinations.clone(),
         state.config.delivery.clone(),
         state.wake.clone(),
         state.metrics.clone(),
-    )?);
-    let workers = state.config.delivery.workers;
-    let engine_task = tokio::spawn(engine.run(workers, stop_rx.clone()));
+    )?;
+    let engine_task = tokio::spawn(engine.run(stop_rx.clone()));
     let watcher = tokio::spawn(destinations::watch(
         state.config.mappings.clone(),
         state.destinations.clone(),

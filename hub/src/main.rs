@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hub::cli::{Cli, Command, ConsentCommand, DlqCommand, MappingsCommand};
+use hub::cli::{Cli, Command, ConsentCommand, DestinationsCommand, DlqCommand, MappingsCommand};
 use hub::config::{Config, RawConfig};
 use hub::store::{self, SubjectKey, now_ms};
 
@@ -16,10 +16,7 @@ fn main() -> ExitCode {
         _ => "info,sqlx=warn",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HUB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
+        .with_env_filter(log_filter(default_filter))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -38,6 +35,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log filter: `HUB_LOG` if set (it names this program only, so it
+/// wins), else `RUST_LOG`, else `default`. A filter that does not parse is
+/// reported and the default used, rather than logging nothing.
+fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    for var in ["HUB_LOG", "RUST_LOG"] {
+        let Some(text) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        match EnvFilter::try_new(&text) {
+            Ok(filter) => return filter,
+            Err(e) => {
+                eprintln!("warning: {var} is not a valid log filter ({e}); using {default:?}")
+            }
+        }
+        break;
+    }
+    EnvFilter::new(default)
+}
+
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(RawConfig::load(cli.config.as_deref())?.validate()?)
 }
@@ -46,12 +63,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve => {
             let config = load_config(&cli)?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
+            let listen = config.listen;
+            // Migrations finish before the port opens: nothing is accepted earlier.
+            let prepared = hub::prepare(config).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
+                .with_context(|| format!("cannot listen on {listen}"))?;
             // One line on stdout that scripts and tests read.
             println!("hub listening on http://{}", listener.local_addr()?);
-            hub::serve(config, listener, shutdown_signal()).await?;
+            hub::serve(prepared, listener, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => hub::demo::run().await,
@@ -179,6 +199,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "erasure": if started { "requested" } else { "already requested" },
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Destinations { command } => {
+            let config = load_config(&cli)?;
+            let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
+            let store = store::connect(&config.database_url).await?;
+            let known = |name: &str| ok.iter().any(|d| d.mapping.name == name);
+            match command {
+                None => {
+                    let list = hub::destinations::reports(store.as_ref(), &ok).await?;
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                Some(DestinationsCommand::Pause { name, reason }) => {
+                    if !known(name) {
+                        bail!("no valid destination named {name:?}");
+                    }
+                    store
+                        .pause_destination(name, store::PausedBy::Admin, reason, None)
+                        .await?;
+                    println!("paused {name}");
+                }
+                Some(DestinationsCommand::Resume { name }) => {
+                    if !known(name) {
+                        bail!("no valid destination named {name:?}");
+                    }
+                    let was = store.resume_destination(name).await?;
+                    println!(
+                        "{}",
+                        if was {
+                            format!("resumed {name}")
+                        } else {
+                            format!("{name} was not paused")
+                        }
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill { destination } => {

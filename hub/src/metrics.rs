@@ -11,17 +11,10 @@ pub struct Metrics {
     pub webhooks_accepted: AtomicU64,
     pub webhooks_duplicate: AtomicU64,
     pub webhooks_rejected: AtomicU64,
-    attempts: [AtomicU64; 6],
+    attempts: [AtomicU64; 8],
 }
 
-const OUTCOMES: [AttemptOutcome; 6] = [
-    AttemptOutcome::Delivered,
-    AttemptOutcome::Retry,
-    AttemptOutcome::Paused,
-    AttemptOutcome::Dead,
-    AttemptOutcome::Suppressed,
-    AttemptOutcome::Skipped,
-];
+const OUTCOMES: [AttemptOutcome; 8] = AttemptOutcome::ALL;
 
 impl Metrics {
     pub fn record_attempt(&self, outcome: AttemptOutcome) {
@@ -86,6 +79,11 @@ impl Metrics {
                 out,
                 "hub_delivery_jobs{{status=\"running\"}} {}",
                 s.running_jobs
+            );
+            let _ = writeln!(
+                out,
+                "hub_delivery_jobs{{status=\"waiting\"}} {}",
+                s.waiting_jobs
             );
             let _ = writeln!(
                 out,

@@ -1,45 +1,13 @@
-//! The documented example file: parses, and maps a sample subject to the expected fields.
+//! The shipped example file, `mappings/crm-webhook.yaml`: parses, and maps a sample subject to
+//! the expected fields.
 
 use std::path::Path;
 
 use mapping::{FieldSource, OnDelete, OnWithdraw, Transform, parse_file};
 use serde_json::json;
 
-const EXAMPLE: &str = r#"destination: crm-webhook          # unique name; [a-z0-9][a-z0-9_-]* ; used in URLs, logs and CLI
-connector: webhook                # any identifier; the hub checks it against its connector registry
-enabled: true                     # default true
-brand: acme                       # optional: destination scoped to one brand
-settings:                         # free mapping, connector-specific; strings may contain ${env:NAME}
-  url: http://127.0.0.1:9000/hook
-  secret: ${env:CRM_WEBHOOK_SECRET}
-  timeout: 10s
-consent: [marketing_email]        # purposes that must ALL be granted; default []
-on_delete: delete                 # delete | suppress | ignore ; default delete
-on_withdraw: suppress             # suppress | unsubscribe | delete | ignore ; default suppress
-when: active eq true and emails[primary eq true].value pr   # optional SCIM filter on the subject
-fields:
-  email:
-    from: emails[primary eq true].value
-    transform: [trim, lowercase]
-  email_sha256:
-    from: emails[primary eq true].value
-    transform: [trim, lowercase, sha256]
-  first_name: { from: name.givenName }
-  phone:
-    from: phoneNumbers[type eq "mobile"].value
-    transform: [e164]
-  tier:
-    from: urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter
-    default: free
-  country:
-    from: addresses[primary eq true].country
-    map: { DE: Germany, AT: Austria, CH: Switzerland }
-  birthday:
-    from: urn:ietf:params:scim:schemas:extension:syncd:2.0:User:birthdate
-    transform: [{ date: "%d/%m/%Y" }]
-    consent: analytics            # field-level purpose: field left out unless granted
-  source: { value: "ciam" }       # constant
-"#;
+/// The shipped example, as users copy it (not an inline copy that could drift).
+const EXAMPLE: &str = include_str!("../../mappings/crm-webhook.yaml");
 
 const SECRET: &str = "whsec_topsecret_42";
 
@@ -73,8 +41,8 @@ fn example_parses() {
         .unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(d.name, "crm-webhook");
     assert_eq!(d.connector, "webhook");
-    assert!(d.enabled);
-    assert_eq!(d.brand.as_deref(), Some("acme"));
+    assert!(!d.enabled, "the shipped example stays disabled");
+    assert_eq!(d.brand, None);
     assert_eq!(
         d.settings.as_value(),
         &json!({"url": "http://127.0.0.1:9000/hook", "secret": SECRET, "timeout": "10s"})
@@ -90,6 +58,7 @@ fn example_parses() {
             "email",
             "email_sha256",
             "first_name",
+            "last_name",
             "phone",
             "tier",
             "country",
@@ -101,13 +70,13 @@ fn example_parses() {
         d.fields[1].transforms,
         [Transform::Trim, Transform::Lowercase, Transform::Sha256]
     );
-    assert!(matches!(&d.fields[7].source, FieldSource::Value(v) if v == "ciam"));
-    assert_eq!(d.fields[6].consent.as_deref(), Some("analytics"));
+    assert!(matches!(&d.fields[8].source, FieldSource::Value(v) if v == "ciam"));
+    assert_eq!(d.fields[7].consent.as_deref(), Some("analytics"));
     assert_eq!(d.file, Path::new("mappings/crm.yaml"));
-    assert_eq!(d.positions.get("settings.url"), Some((6, 8)));
-    assert_eq!(d.positions.get("fields.email.transform[1]"), Some((16, 23)));
-    assert_eq!(d.positions.get("fields.email"), Some((14, 3)));
-    assert_eq!(d.positions.get("connector"), Some((2, 12)));
+    assert_eq!(d.positions.get("settings.url"), Some((8, 8)));
+    assert_eq!(d.positions.get("fields.email.transform[1]"), Some((18, 23)));
+    assert_eq!(d.positions.get("fields.email"), Some((16, 3)));
+    assert_eq!(d.positions.get("connector"), Some((5, 12)));
 }
 
 #[test]
@@ -125,6 +94,7 @@ fn example_maps_ada() {
             "email": "ada@example.com",
             "email_sha256": "b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72",
             "first_name": "Ada",
+            "last_name": "Lovelace",
             "phone": "+4915123456789",
             "tier": "free",
             "country": "Germany",
@@ -139,7 +109,7 @@ fn field_consent_leaves_field_out() {
     let d = parse_file(Path::new("crm.yaml"), EXAMPLE, &env).unwrap_or_else(|e| panic!("{e:#?}"));
     let out = d.map(&ada(), &|p| p != "analytics");
     assert!(!out.contains_key("birthday"));
-    assert_eq!(out.len(), 7);
+    assert_eq!(out.len(), 8);
 }
 
 #[test]

@@ -12,6 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod problems;
+pub use problems::ConfigProblem;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -173,15 +176,20 @@ impl std::fmt::Debug for SourceSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
-    /// Worker loops; each claims and sends one batch at a time.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
-    /// Jobs claimed per poll.
+    /// Jobs one destination claims at once, at most.
     #[serde(default = "default_batch")]
     pub batch: usize,
-    /// HTTP requests in flight across all destinations.
+    /// Calls in flight per destination, at most (adaptive concurrency moves
+    /// below it).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// How long a partial batch may wait for more items while other batches
+    /// of the destination are in flight (an idle destination sends at once).
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+    /// How often a destination paused by the vendor (401/403) is probed.
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub probe_interval: Duration,
     #[serde(default = "default_retry_base", with = "humantime_serde")]
     pub retry_base: Duration,
     #[serde(default = "default_retry_cap", with = "humantime_serde")]
@@ -207,9 +215,10 @@ pub struct DeliverySettings {
 impl Default for DeliverySettings {
     fn default() -> Self {
         Self {
-            workers: default_workers(),
             batch: default_batch(),
             concurrency: default_concurrency(),
+            linger: default_linger(),
+            probe_interval: default_probe_interval(),
             retry_base: default_retry_base(),
             retry_cap: default_retry_cap(),
             retry_after_cap: default_retry_cap(),
@@ -221,8 +230,11 @@ impl Default for DeliverySettings {
         }
     }
 }
-fn default_workers() -> usize {
-    4
+fn default_linger() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_batch() -> usize {
     256
@@ -300,12 +312,12 @@ impl ByteSize {
         let (num, unit) = t.split_at(split);
         let n: usize = num
             .parse()
-            .map_err(|_| format!("{text:?} is not a size like 256KiB"))?;
+            .map_err(|_| "expected a size like 256KiB".to_string())?;
         let mult = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" | "kib" => 1024,
             "m" | "mb" | "mib" => 1024 * 1024,
-            _ => return Err(format!("{text:?}: unknown unit; use B, KiB or MiB")),
+            _ => return Err("unknown size unit; use B, KiB or MiB".to_string()),
         };
         Ok(ByteSize(n * mult))
     }
@@ -353,8 +365,11 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
-    Load(#[from] Box<figment::Error>),
+    /// The file or the environment could not be read into settings. The
+    /// parser's own errors are not kept as a source: their text quotes
+    /// values and source lines, which may hold secrets (see `problems`).
+    #[error("configuration could not be read:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Load(Vec<ConfigProblem>),
     #[error("configuration is invalid:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
 }
@@ -381,8 +396,15 @@ impl RawConfig {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HUB_CONFIG").map(PathBuf::from))
             .unwrap_or_else(|| "hub.toml".into());
+        // Syntax first, by a parser whose errors we can word without values.
+        let text = std::fs::read_to_string(&file).ok();
+        if let Some(text) = &text
+            && let Err(e) = text.parse::<toml::Table>()
+        {
+            return Err(ConfigError::Load(vec![problems::syntax(&file, text, &e)]));
+        }
         let figment = Figment::from(Serialized::defaults(RawConfig::default()))
-            .merge(Toml::file(file))
+            .merge(Toml::file(&file))
             .merge(
                 Env::prefixed("HUB_")
                     // Other HUB_* variables (HUB_LOG, HUB_CONFIG, a test's
@@ -398,7 +420,7 @@ impl RawConfig {
             );
         figment
             .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))
+            .map_err(|e| ConfigError::Load(problems::extraction(e, &file, text.as_deref())))
     }
 
     /// Checks everything without I/O and reports every problem at once.
@@ -444,16 +466,23 @@ impl RawConfig {
             }
         }
         let d = &self.delivery;
-        if d.workers == 0 || d.batch == 0 || d.concurrency == 0 || d.max_attempts == 0 {
-            errors.push(
-                "delivery: workers, batch, concurrency and max_attempts must be at least 1".into(),
-            );
+        if d.batch == 0 || d.concurrency == 0 || d.max_attempts == 0 {
+            errors.push("delivery: batch, concurrency and max_attempts must be at least 1".into());
         }
         if d.retry_base > d.retry_cap {
             errors.push("delivery.retry_base must not exceed delivery.retry_cap".into());
         }
-        if d.lease <= d.http_timeout {
-            errors.push("delivery.lease must exceed delivery.http_timeout".into());
+        // A claimed job may wait for a slot (up to linger), then its call
+        // runs (up to http_timeout); with a second of slack the lease must
+        // cover both, or a slow call could be reclaimed and sent twice.
+        if d.lease < d.http_timeout * 2 + d.linger + Duration::from_secs(1) {
+            errors.push(
+                "delivery.lease must be at least 2 x delivery.http_timeout + delivery.linger + 1s"
+                    .into(),
+            );
+        }
+        if d.probe_interval.is_zero() || d.poll_interval.is_zero() {
+            errors.push("delivery.probe_interval and delivery.poll_interval must not be 0".into());
         }
         let admin_token_sha256 = match &self.admin.token_sha256 {
             None => None,

@@ -31,7 +31,7 @@ pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectSta
     let Some(subject) = subject else {
         return Plan::Skip("subject not found");
     };
-    let held = subject.received.get(&dest.mapping.name).copied();
+    let held = subject.held_by(&dest.mapping.name);
     if subject.deleted || subject.erasing {
         // Only a destination that ever received the subject has anything to
         // delete; `on_delete` says how (an erasure waits for it).
@@ -108,7 +108,7 @@ mod tests {
     fn subject(grants: &[(&str, bool)], held: Option<Held>, deleted: bool) -> SubjectState {
         let mut received = HashMap::new();
         if let Some(h) = held {
-            received.insert("crm".to_string(), h);
+            received.insert("crm".to_string(), crate::store::Holding::new(h));
         }
         SubjectState {
             id: "s1".into(),

@@ -48,39 +48,12 @@ impl RetryPolicy {
         })
     }
 
-    /// The delay to use: our backoff, or the vendor's `Retry-After` when
-    /// longer, clamped to `retry_after_cap`.
-    pub fn next_delay(
-        &self,
-        attempts: u32,
-        retry_after: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Duration {
-        let ours = self.delay(attempts, rng);
-        match retry_after {
-            Some(theirs) => ours.max(theirs.min(self.retry_after_cap)),
-            None => ours,
-        }
-    }
-
-    /// The delay before the next attempt, or None to dead-letter. A paused
-    /// destination (it refuses our credentials: 401/403) keeps its jobs until
-    /// `max_age`, whatever the attempt count: the fix is on the admin's side
-    /// and should not cost the customer their updates.
-    pub fn decide(
-        &self,
-        attempts: u32,
-        age: Duration,
-        retry_after: Option<Duration>,
-        paused: bool,
-        rng: &mut impl Rng,
-    ) -> Option<Duration> {
-        let allowed = if paused {
-            age < self.max_age
-        } else {
-            self.allows_another(attempts, age)
-        };
-        allowed.then(|| self.next_delay(attempts, retry_after, rng))
+    /// The delay before the next attempt after `attempts` failures of a
+    /// job first queued `age` ago, or None to dead-letter. (A vendor's
+    /// Retry-After throttles the whole destination instead: see `judge`.)
+    pub fn decide(&self, attempts: u32, age: Duration, rng: &mut impl Rng) -> Option<Duration> {
+        self.allows_another(attempts, age)
+            .then(|| self.delay(attempts, rng))
     }
 
     /// True when another attempt is allowed after `attempts` failures on a
@@ -135,34 +108,16 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_but_clamped() {
-        let p = policy();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let d = p.next_delay(1, Some(Duration::from_secs(60)), &mut rng);
-        assert_eq!(d, Duration::from_secs(60));
-        let d = p.next_delay(1, Some(Duration::from_secs(100_000)), &mut rng);
-        assert_eq!(d, Duration::from_secs(600));
-        let d = p.next_delay(1, Some(Duration::from_secs(1)), &mut rng);
-        assert!(d >= Duration::from_millis(2500));
-    }
-
-    #[test]
-    fn paused_destinations_keep_their_jobs_until_max_age() {
+    fn failures_give_up_after_max_attempts_or_max_age() {
         let p = policy();
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let young = Duration::from_secs(60);
-        assert!(
-            p.decide(15, young, None, false, &mut rng).is_none(),
-            "a failing destination gives up"
-        );
         let wait = p
-            .decide(40, young, None, true, &mut rng)
-            .expect("a paused one waits");
-        assert!(wait <= p.cap);
-        assert!(
-            p.decide(40, p.max_age, None, true, &mut rng).is_none(),
-            "until max_age"
-        );
+            .decide(1, young, &mut rng)
+            .expect("a first failure retries");
+        assert!(wait >= p.window(1) / 2 && wait <= p.window(1));
+        assert!(p.decide(15, young, &mut rng).is_none(), "max_attempts");
+        assert!(p.decide(1, p.max_age, &mut rng).is_none(), "max_age");
     }
 
     #[test]

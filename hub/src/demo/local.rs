@@ -16,6 +16,8 @@ pub struct LocalHub {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub database_url: String,
+    /// The hub's own store, for reading what happened (no second pool).
+    pub store: std::sync::Arc<dyn crate::store::Store>,
     /// The `whsec_` secret of webhook source [`SOURCE`].
     pub source_secret: WebhookSecret,
     stop: oneshot::Sender<()>,
@@ -60,15 +62,20 @@ impl LocalHub {
         );
         tune(&mut raw);
         let config = raw.validate()?;
+        // Migrated and loaded before anyone is told the address: the caller
+        // (and its own reads of the store) never race the hub's migrations.
+        let prepared = crate::prepare(config).await?;
+        let store = prepared.state.store.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::serve(config, listener, async {
+        let task = tokio::spawn(crate::serve(prepared, listener, async {
             let _ = stopped.await;
         }));
         Ok(LocalHub {
             url,
             database_url,
+            store,
             source_secret,
             stop,
             task,

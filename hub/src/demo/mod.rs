@@ -93,7 +93,7 @@ pub async fn run() -> anyhow::Result<std::process::ExitCode> {
         sink.url()
     );
 
-    let store = crate::store::connect(&hub.database_url).await?;
+    let store = hub.store.clone();
     let client = reqwest::Client::new();
     let post = |id: &str, event: serde_json::Value| {
         hub.post_webhook(&client, id, event.to_string()).send()

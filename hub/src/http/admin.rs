@@ -22,6 +22,11 @@ pub fn router() -> axum::Router<AppState> {
         .route("/admin/deliveries", get(list_deliveries))
         .route("/admin/destinations", get(list_destinations))
         .route("/admin/destinations/{name}/backfill", post(backfill))
+        .route("/admin/destinations/{name}/pause", post(pause_destination))
+        .route(
+            "/admin/destinations/{name}/resume",
+            post(resume_destination),
+        )
         .route("/admin/subjects/{subject}/consent", get(subject_consent))
         .route("/admin/subjects/{subject}/export", get(subject_export))
         .route("/admin/subjects/{subject}/erase", post(subject_erase))
@@ -97,12 +102,21 @@ async fn replay_dead_letters(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    let malformed = |e: serde_json::Error| {
+        Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string())
+    };
     let req: ReplayRequest = if body.is_empty() {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string())
-        })?
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(malformed)?;
+        if let Some(at) = crate::input::find_nul(&value, "") {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Malformed request",
+                format!("{at} must not contain a NUL character"),
+            ));
+        }
+        serde_json::from_value(value).map_err(malformed)?
     };
     if req.destination.is_none() && req.id.is_none() && !req.all {
         return Err(Problem::new(
@@ -116,7 +130,7 @@ async fn replay_dead_letters(
         .replay_dead_letters(req.destination.as_deref(), req.id.as_deref(), now_ms())
         .await
         .map_err(internal)?;
-    state.wake.notify_one();
+    state.wake.wake_all();
     Ok(Json(json!({ "replayed": n })))
 }
 
@@ -133,29 +147,85 @@ async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // A hub id or SOURCE:externalId, as `hub deliveries --subject` takes.
+    let subject = match q.subject.as_deref() {
+        None => None,
+        Some(key) => Some(subject_id(&state, key).await?),
+    };
     let list = state
         .store
-        .attempts(q.subject.as_deref(), limit)
+        .attempts(subject.as_deref(), limit)
         .await
         .map_err(internal)?;
     Ok(Json(json!({ "deliveries": list })))
 }
 
-async fn list_destinations(_: Admin, State(state): State<AppState>) -> Json<serde_json::Value> {
+async fn list_destinations(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, Problem> {
     let set = state.destinations.load();
-    let list: Vec<_> = set
-        .iter()
-        .map(|d| {
-            json!({
-                "name": d.mapping.name,
-                "connector": d.mapping.connector,
-                "enabled": d.mapping.enabled,
-                "consent": d.mapping.consent,
-                "file": d.mapping.file.display().to_string(),
-            })
-        })
-        .collect();
-    Json(json!({ "destinations": list }))
+    let list = crate::destinations::reports(state.store.as_ref(), set.iter().map(|d| d.as_ref()))
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "destinations": list })))
+}
+
+fn known_destination(state: &AppState, name: &str) -> Result<(), Problem> {
+    if state.destinations.load().get(name).is_none() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown destination",
+            format!("no destination named {name:?}"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseRequest {
+    reason: Option<String>,
+}
+
+async fn pause_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    known_destination(&state, &name)?;
+    let req: PauseRequest = if body.is_empty() {
+        PauseRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            Problem::new(StatusCode::BAD_REQUEST, "Malformed request", e.to_string())
+        })?
+    };
+    let reason = req.reason.unwrap_or_else(|| "paused by an admin".into());
+    state
+        .store
+        .pause_destination(&name, crate::store::PausedBy::Admin, &reason, None)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "destination": name, "state": "paused" })))
+}
+
+async fn resume_destination(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    known_destination(&state, &name)?;
+    let was_paused = state
+        .store
+        .resume_destination(&name)
+        .await
+        .map_err(internal)?;
+    state.wake.wake(&name);
+    Ok(Json(
+        json!({ "destination": name, "state": "active", "was_paused": was_paused }),
+    ))
 }
 
 async fn backfill(
@@ -163,40 +233,40 @@ async fn backfill(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
-    if state.destinations.load().get(&name).is_none() {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "Unknown destination",
-            format!("no destination named {name:?}"),
-        ));
-    }
+    known_destination(&state, &name)?;
     let n = crate::backfill(state.store.as_ref(), &name)
         .await
         .map_err(internal)?;
-    state.wake.notify_one();
+    state.wake.wake_all();
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": n }))))
 }
 
-async fn report(state: &AppState, key: &str) -> Result<crate::store::SubjectReport, Problem> {
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "Unknown subject",
-            "no subject with that hub id or SOURCE:externalId".to_string(),
-        )
-    };
-    let id = state
+fn unknown_subject() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "Unknown subject",
+        "no subject with that hub id or SOURCE:externalId".to_string(),
+    )
+}
+
+/// The hub id a subject key (hub id or `SOURCE:externalId`) names, or 404.
+async fn subject_id(state: &AppState, key: &str) -> Result<String, Problem> {
+    state
         .store
         .find_subject(&crate::store::SubjectKey::parse(key))
         .await
         .map_err(internal)?
-        .ok_or_else(not_found)?;
+        .ok_or_else(unknown_subject)
+}
+
+async fn report(state: &AppState, key: &str) -> Result<crate::store::SubjectReport, Problem> {
+    let id = subject_id(state, key).await?;
     state
         .store
         .subject_report(&id)
         .await
         .map_err(internal)?
-        .ok_or_else(not_found)
+        .ok_or_else(unknown_subject)
 }
 
 async fn subject_consent(
@@ -237,7 +307,7 @@ async fn subject_erase(
             format!("subject {} is already being erased", r.id),
         ));
     }
-    state.wake.notify_one();
+    state.wake.wake_all();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "subject": r.id, "erasure": "requested" })),

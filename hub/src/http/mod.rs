@@ -10,6 +10,8 @@ pub mod webhooks;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -22,6 +24,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(health::router())
         .merge(scim::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", None) })
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(
             // The matched route, never the raw URI: query strings can hold PII.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -34,4 +37,26 @@ pub fn router(state: AppState) -> axum::Router {
             }),
         )
         .with_state(state)
+}
+
+/// A NUL (`%00`) in a path segment or query value can name nothing the hub
+/// holds, and PostgreSQL cannot even compare it: every route refuses it with
+/// 400 in its protocol's error format before any handler or store sees it.
+async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let nul = |part: Option<&str>| part.is_some_and(|p| p.contains("%00"));
+    if !nul(Some(uri.path())) && !nul(uri.query()) {
+        return next.run(req).await;
+    }
+    let detail = "the request URL must not contain a NUL character (%00)";
+    if uri.path().starts_with("/scim/") {
+        crate::scim_model::ScimError::invalid_value(detail).into_response()
+    } else {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Bad request URL",
+            detail.to_string(),
+        )
+        .into_response()
+    }
 }

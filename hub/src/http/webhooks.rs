@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::problem::Problem;
 use crate::AppState;
-use crate::event::CanonicalEvent;
+use crate::event::{CanonicalEvent, EventError, EventRules};
 use crate::ingest::IngestError;
 use crate::store::{IngestItem, IngestOutcome, now_ms};
 
@@ -103,19 +103,15 @@ async fn accept(
             "webhook-id must hold 1 to 256 characters".to_string(),
         ));
     }
-    let event: CanonicalEvent = serde_json::from_slice(&bytes).map_err(|e| {
-        // serde's message names the field and position, never a value.
-        Problem::new(StatusCode::BAD_REQUEST, "Malformed event", e.to_string())
-    })?;
-    event
-        .validate_with(state.config.purposes.keys(), state.config.brands.keys())
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid event",
-                e.to_string(),
-            )
-        })?;
+    let mut event = parse_event(&bytes)?;
+    let rules = EventRules {
+        purposes: state.config.purposes.keys().collect(),
+        brands: state.config.brands.keys().collect(),
+        schemas: &state.schemas,
+        now: chrono::Utc::now(),
+        max_ahead: state.config.webhooks.tolerance,
+    };
+    event.check(&rules).map_err(invalid)?;
     let item = IngestItem {
         source: source.to_string(),
         message_id,
@@ -131,10 +127,38 @@ async fn accept(
             "Shutting down",
             None,
         )),
+        // The database refuses this change for good: retrying cannot help.
+        Err(IngestError::Store(e)) if e.is_refusal() => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Change refused",
+            "the store refused this change; it was not stored, and sending it again cannot succeed"
+                .to_string(),
+        )),
         Err(IngestError::Store(_)) => Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Temporarily unavailable",
             "the change was not stored; retry".to_string(),
         )),
     }
+}
+
+/// The body as an event: 400 if it is not JSON or not shaped like one (serde
+/// names the field and position, never a value); 422 if a string holds a NUL.
+fn parse_event(bytes: &[u8]) -> Result<CanonicalEvent, Problem> {
+    let malformed = |e: serde_json::Error| {
+        Problem::new(StatusCode::BAD_REQUEST, "Malformed event", e.to_string())
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(malformed)?;
+    if let Some(at) = crate::input::find_nul(&value, "") {
+        return Err(invalid(EventError::Nul(at)));
+    }
+    serde_json::from_value(value).map_err(malformed)
+}
+
+fn invalid(e: EventError) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid event",
+        e.to_string(),
+    )
 }

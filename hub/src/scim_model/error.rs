@@ -58,12 +58,16 @@ pub enum ScimError {
     /// 413 `tooMany`: a Bulk request over `maxOperations`.
     #[error("{0}")]
     TooMany(String),
+    /// 415: a body in a media type other than SCIM's or plain JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
     MethodNotAllowed(String),
-    /// Logged once, answered 503 so the IdP retries later.
-    #[error("the store is unavailable")]
+    /// Logged once, answered 503 so the IdP retries later (400 when the
+    /// database refuses the data itself, see `StoreError::is_refusal`).
+    #[error("the store is unavailable or refused the change")]
     Store(#[from] StoreError),
 }
 
@@ -92,7 +96,10 @@ impl ScimError {
             ScimError::Conflict(_) => 409,
             ScimError::PreconditionFailed => 412,
             ScimError::TooLarge(_) | ScimError::TooMany(_) => 413,
+            ScimError::UnsupportedMediaType(_) => 415,
             ScimError::NotImplemented(_) => 501,
+            // Data the database refuses for good: an IdP must not retry it.
+            ScimError::Store(e) if e.is_refusal() => 400,
             ScimError::Store(_) => 503,
         }
     }
@@ -103,6 +110,7 @@ impl ScimError {
             ScimError::Conflict(_) => Some(ScimType::Uniqueness),
             ScimError::TooLarge(_) => Some(ScimType::TooLarge),
             ScimError::TooMany(_) => Some(ScimType::TooMany),
+            ScimError::Store(e) if e.is_refusal() => Some(ScimType::InvalidValue),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ pub mod patch;
 pub mod query;
 pub mod schema;
 pub mod user;
+pub mod validate;
 
 pub use error::{ScimError, ScimType};
 

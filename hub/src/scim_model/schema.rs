@@ -196,6 +196,80 @@ impl ResourceSchema {
     }
 }
 
+/// The schemas as this hub publishes them under `/Schemas` and checks input
+/// against: the static definitions, with the declared brands as the
+/// `canonicalValues` of the hub extension's `brands`.
+#[derive(Debug, Clone)]
+pub struct Published {
+    defs: Vec<Value>,
+}
+
+impl Published {
+    /// The definitions for these declared purposes and brands: `brands`
+    /// lists the brands as `canonicalValues`; `consent` has one
+    /// sub-attribute per purpose (`granted` / `denied`), and `brandConsent`
+    /// one per brand holding the same (a nesting RFC 7643 does not foresee
+    /// for complex attributes, published so that clients can see the shape).
+    pub fn new<'a>(
+        purposes: impl IntoIterator<Item = &'a String>,
+        brands: impl IntoIterator<Item = &'a String>,
+    ) -> Self {
+        let purposes: Vec<&String> = purposes.into_iter().collect();
+        let brands: Vec<&String> = brands.into_iter().collect();
+        let states = |name: &str| {
+            let mut a = attr(name, "string", &[], vec![]);
+            a["canonicalValues"] = json!(["granted", "denied"]);
+            a
+        };
+        let consent_subs: Vec<Value> = purposes.iter().map(|p| states(p)).collect();
+        let mut defs = definitions().to_vec();
+        for def in &mut defs {
+            if def["id"] != SYNCD_URN {
+                continue;
+            }
+            for a in def["attributes"].as_array_mut().into_iter().flatten() {
+                match a["name"].as_str() {
+                    Some("brands") => {
+                        a["canonicalValues"] = json!(brands);
+                        a["description"] = json!("the declared brands the subject belongs to");
+                    }
+                    Some("consent") => {
+                        a["subAttributes"] = json!(consent_subs);
+                        a["description"] =
+                            json!("consent per declared purpose: \"granted\" or \"denied\"");
+                    }
+                    Some("brandConsent") => {
+                        let per_brand: Vec<Value> = brands
+                            .iter()
+                            .map(|b| attr(b, "complex", &[], consent_subs.clone()))
+                            .collect();
+                        a["subAttributes"] = json!(per_brand);
+                        a["description"] = json!(
+                            "consent for one declared brand: brand -> purpose -> \"granted\" or \"denied\""
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Self { defs }
+    }
+
+    /// Every published schema, without `meta`.
+    pub fn all(&self) -> &[Value] {
+        &self.defs
+    }
+
+    /// The published schema with this id (any case).
+    pub fn get(&self, urn: &str) -> Option<&Value> {
+        self.defs.iter().find(|d| {
+            d["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(urn))
+        })
+    }
+}
+
 /// The attribute named `name` (any case) in a list of definitions.
 pub fn find_attr<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
     list.as_array()?.iter().find(|a| {
@@ -237,6 +311,13 @@ fn attr(name: &str, kind: &str, flags: &[&str], subs: Vec<Value>) -> Value {
     if !subs.is_empty() {
         a["subAttributes"] = Value::Array(subs);
     }
+    a
+}
+
+/// A member's `type`: Users only (the hub keeps no nested groups).
+fn member_type() -> Value {
+    let mut a = s("type");
+    a["canonicalValues"] = json!(["User"]);
     a
 }
 
@@ -357,8 +438,9 @@ fn build() -> Vec<Value> {
             vec![
                 attr("value", "string", &["immutable", "caseExact"], vec![]),
                 attr("$ref", "reference", &["immutable"], vec![]),
-                s("display"),
-                s("type"),
+                // The hub shows the User's displayName (or userName) here.
+                attr("display", "string", &["readOnly"], vec![]),
+                member_type(),
             ],
         ),
         attr("externalId", "string", &["caseExact"], vec![]),

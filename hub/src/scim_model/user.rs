@@ -92,6 +92,7 @@ pub fn normalize(user: &mut Map<String, Value>) -> Result<(), ScimError> {
             user.remove(&key);
         }
     }
+    coerce_consent_states(user);
     match user.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
         Some(_) => {
@@ -150,6 +151,37 @@ pub fn strip_read_only(attrs: &mut Map<String, Value>, resource: &schema::Resour
                     o.remove(&k);
                 }
             }
+        }
+    }
+}
+
+/// Consent states as the published schema names them: `granted` or
+/// `denied`, from any case, booleans or Entra's `"True"`/`"False"`; what is
+/// none of these is left for the schema check to refuse.
+fn coerce_consent_states(user: &mut Map<String, Value>) {
+    let ext = key_of(user, schema::SYNCD_URN);
+    let Some(Value::Object(ext)) = user.get_mut(&ext) else {
+        return;
+    };
+    let canonical = |v: &mut Value| {
+        coerce_bool(v);
+        let state = match &*v {
+            Value::Bool(true) => "granted",
+            Value::Bool(false) => "denied",
+            Value::String(s) if s.eq_ignore_ascii_case("granted") => "granted",
+            Value::String(s) if s.eq_ignore_ascii_case("denied") => "denied",
+            _ => return,
+        };
+        *v = Value::from(state);
+    };
+    let consent = key_of(ext, "consent");
+    if let Some(Value::Object(purposes)) = ext.get_mut(&consent) {
+        purposes.values_mut().for_each(canonical);
+    }
+    let branded = key_of(ext, "brandConsent");
+    if let Some(Value::Object(brands)) = ext.get_mut(&branded) {
+        for purposes in brands.values_mut().filter_map(Value::as_object_mut) {
+            purposes.values_mut().for_each(canonical);
         }
     }
 }
@@ -238,6 +270,50 @@ pub fn attributes(record: &ScimUserRecord) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// After a PATCH: every consent `record` holds that the patched attributes
+/// no longer name was removed, and a removed consent is a withdrawal (the
+/// ledger keeps every decision; unassigned reads as denied). So it is put
+/// back as `denied`, which `take_consent` then records.
+pub fn withdraw_removed(attrs: &mut Map<String, Value>, record: &ScimUserRecord) {
+    for c in &record.consents {
+        let ext_key = key_of(attrs, schema::SYNCD_URN);
+        let ext = attrs
+            .entry(ext_key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !ext.is_object() {
+            *ext = Value::Object(Map::new());
+        }
+        let Some(ext) = ext.as_object_mut() else {
+            continue;
+        };
+        let (slot_name, brand) = match c.brand.as_str() {
+            "" => ("consent", None),
+            b => ("brandConsent", Some(b)),
+        };
+        let slot_key = key_of(ext, slot_name);
+        let mut slot = ext
+            .entry(slot_key)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(b) = brand {
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Some(brands) = slot.as_object_mut() else {
+                continue;
+            };
+            let k = key_of(brands, b);
+            slot = brands.entry(k).or_insert_with(|| Value::Object(Map::new()));
+        }
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        if let Some(purposes) = slot.as_object_mut() {
+            let k = key_of(purposes, &c.purpose);
+            purposes.entry(k).or_insert_with(|| Value::from("denied"));
+        }
+    }
 }
 
 /// Takes `consent` (`{purpose: state}`) and `brandConsent`

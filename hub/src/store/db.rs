@@ -60,7 +60,11 @@ impl SqlStore {
         let dialect = Dialect::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let (pool, write_gate) = match dialect {
             Dialect::Sqlite => {
-                let url = sqlite_url(url)?;
+                let (url, path) = sqlite_url(url)?;
+                let lock = match path {
+                    Some(path) => Some(lock_for_migrations(&path).await?),
+                    None => None,
+                };
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))
@@ -72,6 +76,8 @@ impl SqlStore {
                     })
                     .connect(&url)
                     .await?;
+                sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+                drop(lock);
                 (pool, Some(Arc::new(tokio::sync::Mutex::new(()))))
             }
             Dialect::Postgres => {
@@ -80,13 +86,11 @@ impl SqlStore {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(url)
                     .await?;
+                // sqlx's PostgreSQL migrator holds an advisory lock for the run.
+                sqlx::migrate!("migrations/postgres").run(&pool).await?;
                 (pool, None)
             }
         };
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
-        }
         Ok(Self {
             pool,
             dialect,
@@ -109,25 +113,52 @@ impl SqlStore {
     }
 }
 
-/// The URL sqlx opens: the file is created when missing (`mode=rwc`), and its
-/// directory too.
-fn sqlite_url(url: &str) -> Result<String, StoreError> {
+/// The URL sqlx opens (the file is created when missing: `mode=rwc`, and
+/// its directory too), and the file's path unless it is in memory.
+fn sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
     let path = url
         .trim_start_matches("sqlite:")
         .trim_start_matches("//")
         .split('?')
         .next()
         .unwrap_or_default();
+    let in_memory = path.is_empty() || path.contains(":memory:") || url.contains("mode=memory");
     if let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
+        && !in_memory
     {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.into()))?;
     }
-    Ok(if url.contains("mode=") {
+    let url = if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
+    };
+    Ok((url, (!in_memory).then(|| path.into())))
+}
+
+/// Takes an exclusive OS lock on `<database file>-migrate.lock`, held until
+/// the returned file is dropped. sqlx's SQLite migrator takes no lock, so
+/// two pools (tasks or processes) opening one fresh file at once would both
+/// run the first migration; with this, the second waits, then finds every
+/// migration applied. It also covers creating the file and switching it to
+/// WAL, which the first opener does.
+async fn lock_for_migrations(database: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
     })
+    .await
+    .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?;
+    locked.map_err(|e| StoreError::Database(e.into()))
 }

@@ -90,10 +90,22 @@ impl Dialect {
 
     /// The database's clock in Unix milliseconds. Leases and shared rate
     /// limits use it, so that hosts whose clocks differ still agree.
+    /// Stable within one statement (SQLite's 'now' is per step; PostgreSQL's
+    /// `statement_timestamp()` per statement), so a statement may use it twice.
     pub fn now_ms(self) -> &'static str {
         match self {
             Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// The database's clock in Unix microseconds, for the shared rate limit.
+    pub fn now_us(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+            Dialect::Postgres => {
+                "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)"
+            }
         }
     }
 }

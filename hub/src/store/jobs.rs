@@ -1,11 +1,22 @@
 //! The delivery queue: jobs (one per destination and subject), their
-//! attempts, dead letters, and what each destination holds of a subject.
+//! claims and fenced finishing, attempts, dead letters, and what each
+//! destination holds of a subject.
+//!
+//! One delivery per (destination, subject) at a time: a claim skips a pair
+//! that has a `running` or `waiting` job, so a change that arrives meanwhile
+//! waits as the pair's one `pending` job and goes out after, with the
+//! then-current state. Leases are on the database's clock.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use super::db::WriteTx;
 use super::dialect::Dialect;
 use super::{
-    AttemptOutcome, AttemptRecord, DeadLetter, DeliveryJob, Held, JobReason, JobResult, NextStep,
-    SqlStore, StoreError, StoreStats,
+    AttemptRecord, DeadLetter, DeliveryJob, Finished, Held, Holding, JobReason, NextStep,
+    PendingTicket, SqlStore, StoreError, StoreStats,
 };
 
 /// Queues (destination, subject) unless a pending job already exists: the
@@ -33,23 +44,40 @@ pub(super) async fn insert_job(
     Ok(r.rows_affected())
 }
 
-/// (subject, destination, held state) for the subjects in the JSON id list.
+/// (subject, destination, held state, record id, identity JSON) for the
+/// subjects in the JSON id list.
+pub(super) type HeldRow = (String, String, String, Option<String>, Option<String>);
+
 pub(super) async fn load_held<'e, E>(
     dialect: Dialect,
     executor: E,
     id_list: &str,
-) -> Result<Vec<(String, String, String)>, StoreError>
+) -> Result<Vec<HeldRow>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let in_list = dialect.json_strings(1);
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT subject_id, destination, state FROM destination_subjects \
+        "SELECT subject_id, destination, state, record_id, identity FROM destination_subjects \
          WHERE subject_id IN ({in_list})"
     )))
     .bind(id_list)
     .fetch_all(executor)
     .await?)
+}
+
+/// A [`HeldRow`] as the engine reads it; None for a state this version
+/// does not know.
+pub(super) fn holding(row: &HeldRow) -> Option<Holding> {
+    Some(Holding {
+        state: Held::parse(&row.2)?,
+        record_id: row.3.clone(),
+        identity: row
+            .4
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default(),
+    })
 }
 
 /// Queues every destination that ever received these subjects, enabled or
@@ -64,58 +92,220 @@ pub(super) async fn queue_held_destinations(
         return Ok(());
     }
     let held = load_held(dialect, &mut **tx, &serde_json::to_string(subject_ids)?).await?;
-    for (subject_id, destination, _) in held {
+    for (subject_id, destination, ..) in held {
         insert_job(tx, &destination, &subject_id, JobReason::Change, now).await?;
     }
     Ok(())
 }
 
-pub(super) async fn claim(
-    store: &SqlStore,
-    limit: i64,
-    now: i64,
-    lease_ms: i64,
-) -> Result<Vec<DeliveryJob>, StoreError> {
-    let sql = format!(
-        "UPDATE delivery_jobs SET status = 'running', locked_until = $1 \
-         WHERE id IN (SELECT id FROM delivery_jobs \
-         WHERE (status = 'pending' AND not_before <= $2) OR (status = 'running' AND locked_until < $2) \
-         ORDER BY not_before LIMIT $3{}) \
-         RETURNING id, destination, subject_id, reason, attempt, first_enqueued_at",
-        store.dialect.skip_locked()
-    );
-    let mut tx = store.begin_write().await?;
-    let jobs: Vec<DeliveryJob> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(jobs)
+type JobRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+const JOB_COLUMNS: &str =
+    "id, destination, subject_id, reason, attempt, first_enqueued_at, ticket, ticket_item";
+
+fn job_from_row(row: JobRow, token: &str) -> Result<DeliveryJob, StoreError> {
+    let (id, destination, subject_id, reason, attempt, first_enqueued_at, ticket, item) = row;
+    let reason = JobReason::parse(&reason).ok_or(StoreError::Corrupt("delivery_jobs.reason"))?;
+    let ticket = match (ticket, item) {
+        (Some(ticket), Some(item)) => Some(PendingTicket {
+            ticket,
+            item: serde_json::from_str(&item)?,
+        }),
+        _ => None,
+    };
+    Ok(DeliveryJob {
+        id,
+        destination,
+        subject_id,
+        reason,
+        attempt,
+        first_enqueued_at,
+        lease_token: token.to_string(),
+        ticket,
+    })
 }
 
-/// Records the attempts and moves each job on (done, rescheduled, dead), in
-/// a fixed number of statements for the whole batch.
-pub(super) async fn finish(
+/// Whether a claim respects the destination's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimMode {
+    /// Nothing while the destination is paused or throttled: a pause that
+    /// committed is seen by every claim after it, in every process.
+    Deliver,
+    /// The one job of a paused destination's probe.
+    Probe,
+}
+
+const HELD_BACK: &str = "AND NOT EXISTS (SELECT 1 FROM destination_states s WHERE s.destination = $1 \
+    AND (s.state = 'paused' OR s.throttled_until > {now}))";
+
+/// Claims up to `limit` due pending jobs of `destination` for `lease`,
+/// skipping every pair with a delivery in flight. Jobs whose lease expired
+/// (their worker died or hung) are first handed back: folded into the
+/// pair's pending job, or made pending again.
+pub(super) async fn claim(
     store: &SqlStore,
-    results: &[JobResult],
-    now: i64,
-) -> Result<(), StoreError> {
+    destination: &str,
+    limit: usize,
+    lease: Duration,
+    mode: ClaimMode,
+) -> Result<Vec<DeliveryJob>, StoreError> {
+    let d = store.dialect;
+    let now = d.now_ms();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut tx = store.begin_write().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
+         AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
+         AND p.subject_id = delivery_jobs.subject_id AND p.status = 'pending')"
+    )))
+    .bind(destination)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL \
+         WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
+    )))
+    .bind(destination)
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = 'running', locked_until = {now} + $2, lease_token = $3 \
+         WHERE id IN (SELECT j.id FROM delivery_jobs j \
+         WHERE j.destination = $1 AND j.status = 'pending' AND j.not_before <= {now} \
+         AND NOT EXISTS (SELECT 1 FROM delivery_jobs r WHERE r.destination = j.destination \
+         AND r.subject_id = j.subject_id AND r.status IN ('running', 'waiting')) \
+         {held_back} ORDER BY j.not_before LIMIT $4{skip}) \
+         RETURNING {JOB_COLUMNS}",
+        skip = d.skip_locked(),
+        held_back = match mode {
+            ClaimMode::Deliver => HELD_BACK.replace("{now}", now),
+            ClaimMode::Probe => String::new(),
+        },
+    )))
+    .bind(destination)
+    .bind(lease.as_millis() as i64)
+    .bind(&token)
+    .bind(limit as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.into_iter().map(|r| job_from_row(r, &token)).collect()
+}
+
+/// Claims up to `limit` waiting jobs of `destination` whose ticket is due
+/// for a check. They stay `waiting` (their pair stays held); the lease
+/// fences the check's result.
+pub(super) async fn claim_tickets(
+    store: &SqlStore,
+    destination: &str,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<DeliveryJob>, StoreError> {
+    let d = store.dialect;
+    let now = d.now_ms();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut tx = store.begin_write().await?;
+    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET locked_until = {now} + $2, lease_token = $3 \
+         WHERE id IN (SELECT id FROM delivery_jobs \
+         WHERE destination = $1 AND status = 'waiting' AND not_before <= {now} \
+         AND (locked_until IS NULL OR locked_until < {now}) \
+         ORDER BY not_before LIMIT $4{skip}) \
+         RETURNING {JOB_COLUMNS}",
+        skip = d.skip_locked()
+    )))
+    .bind(destination)
+    .bind(lease.as_millis() as i64)
+    .bind(&token)
+    .bind(limit as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.into_iter().map(|r| job_from_row(r, &token)).collect()
+}
+
+/// How long until `destination` has work: a pending job due (None when it
+/// has none, Some(ZERO) when one is due now), by the database's clock.
+/// A read, so an idle destination costs no write.
+pub(super) async fn next_due(
+    store: &SqlStore,
+    destination: &str,
+) -> Result<Option<Duration>, StoreError> {
+    let now = store.dialect.now_ms();
+    let row: (Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT MIN(not_before), {now} FROM delivery_jobs WHERE destination = $1 \
+         AND (status = 'pending' OR (status = 'waiting' AND (locked_until IS NULL OR locked_until < {now})))"
+    )))
+    .bind(destination)
+    .fetch_one(&store.pool)
+    .await?;
+    Ok(row
+        .0
+        .map(|at| Duration::from_millis((at - row.1).max(0) as u64)))
+}
+
+/// Records finished jobs in one transaction, in a fixed number of
+/// statements. Fenced: only jobs whose row still carries the claim's lease
+/// token count; the others were reclaimed after their lease expired and
+/// belong to another claim now, so nothing of them is written. Returns how
+/// many were still owned.
+pub(super) async fn finish(store: &SqlStore, results: &[Finished]) -> Result<u64, StoreError> {
     if results.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let d = store.dialect;
-    let attempts: Vec<serde_json::Value> = results
+    let now = super::now_ms();
+    let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
+    let tokens: HashSet<&str> = results.iter().map(|r| r.job.lease_token.as_str()).collect();
+    let tokens: Vec<&str> = tokens.into_iter().collect();
+    let mut tx = store.begin_write().await?;
+    let owned: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM delivery_jobs WHERE id IN ({}) AND lease_token IN ({}) RETURNING id",
+        d.json_strings(1),
+        d.json_strings(2)
+    )))
+    .bind(serde_json::to_string(&ids)?)
+    .bind(serde_json::to_string(&tokens)?)
+    .fetch_all(&mut *tx)
+    .await?;
+    let owned: HashSet<String> = owned.into_iter().map(|r| r.0).collect();
+    let mine: Vec<&Finished> = results
         .iter()
-        .filter(|r| !matches!(r.next, NextStep::DeferUntil(_)))
+        .filter(|r| owned.contains(&r.job.id))
+        .collect();
+    write_attempts(d, &mut tx, &mine, now).await?;
+    write_holdings(d, &mut tx, &mine, now).await?;
+    write_next_steps(d, &mut tx, &mine, now).await?;
+    write_counts(d, &mut tx, &mine, now).await?;
+    tx.commit().await?;
+    Ok(owned.len() as u64)
+}
+
+async fn write_attempts(
+    d: Dialect,
+    tx: &mut WriteTx,
+    results: &[&Finished],
+    now: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<Value> = results
+        .iter()
+        .filter(|r| r.attempted)
         .map(|r| {
-            serde_json::json!({
+            json!({
                 "job_id": r.job.id,
                 "destination": r.job.destination,
                 "subject_id": r.job.subject_id,
                 "attempt": r.job.attempt + 1,
-                "action": r.action,
+                "action": r.action.map_or("none", |a| a.as_str()),
                 "outcome": r.outcome.as_str(),
                 "status_code": r.status_code,
                 "latency_ms": r.latency_ms,
@@ -123,139 +313,270 @@ pub(super) async fn finish(
             })
         })
         .collect();
-    let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
-    let mut tx = store.begin_write().await?;
-    if !attempts.is_empty() {
-        let rows = d.json_rows(
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let source = d.json_rows(
+        1,
+        &[
+            ("job_id", "text"),
+            ("destination", "text"),
+            ("subject_id", "text"),
+            ("attempt", "bigint"),
+            ("action", "text"),
+            ("outcome", "text"),
+            ("status_code", "bigint"),
+            ("latency_ms", "bigint"),
+            ("detail", "text"),
+        ],
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO delivery_attempts (job_id, destination, subject_id, attempt, action, outcome, \
+         status_code, latency_ms, detail, created_at) \
+         SELECT job_id, destination, subject_id, attempt, action, outcome, status_code, latency_ms, \
+         detail, $2 FROM ({source}) AS x"
+    )))
+    .bind(Value::Array(rows).to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What each destination holds now, for the delivered (or confirmed) jobs.
+async fn write_holdings(
+    d: Dialect,
+    tx: &mut WriteTx,
+    results: &[&Finished],
+    now: i64,
+) -> Result<(), StoreError> {
+    // One row per pair: an upsert may not touch a row twice.
+    let mut latest: BTreeMap<(&str, &str), &Holding> = BTreeMap::new();
+    for r in results {
+        if let Some(h) = &r.holding {
+            latest.insert((r.job.destination.as_str(), r.job.subject_id.as_str()), h);
+        }
+    }
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = latest
+        .into_iter()
+        .map(|((destination, subject_id), h)| {
+            json!({
+                "destination": destination,
+                "subject_id": subject_id,
+                "state": h.state.as_str(),
+                "record_id": h.record_id,
+                "identity": (!h.identity.is_empty()).then(|| Value::Object(h.identity.clone()).to_string()),
+            })
+        })
+        .collect();
+    let source = d.json_rows(
+        1,
+        &[
+            ("destination", "text"),
+            ("subject_id", "text"),
+            ("state", "text"),
+            ("record_id", "text"),
+            ("identity", "text"),
+        ],
+    );
+    // A vendor record id or identity once known is kept when an answer
+    // carries none (a delete's answer rarely names the record).
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO destination_subjects (destination, subject_id, state, record_id, identity, updated_at) \
+         SELECT destination, subject_id, state, record_id, identity, $2 FROM ({source}) AS x WHERE true \
+         ON CONFLICT (destination, subject_id) DO UPDATE SET state = excluded.state, \
+         record_id = COALESCE(excluded.record_id, destination_subjects.record_id), \
+         identity = COALESCE(excluded.identity, destination_subjects.identity), \
+         updated_at = excluded.updated_at"
+    )))
+    .bind(Value::Array(rows).to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Retries (merged into the pair's pending job), dead letters and waiting
+/// tickets: one statement each for the whole batch.
+async fn write_next_steps(
+    d: Dialect,
+    tx: &mut WriteTx,
+    results: &[&Finished],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut retries = Vec::new();
+    let mut dead = Vec::new();
+    let mut waiting = Vec::new();
+    for r in results {
+        let job = &r.job;
+        match &r.next {
+            NextStep::Done => {}
+            NextStep::Retry { after, counted } => retries.push(json!({
+                "id": job.id,
+                "destination": job.destination,
+                "subject_id": job.subject_id,
+                "reason": if *counted { JobReason::Retry } else { job.reason }.as_str(),
+                "attempt": job.attempt + i64::from(*counted),
+                "delay": after.as_millis() as i64,
+                "first_enqueued_at": job.first_enqueued_at,
+            })),
+            NextStep::DeadLetter => dead.push(json!({
+                "id": job.id,
+                "destination": job.destination,
+                "subject_id": job.subject_id,
+                "attempts": job.attempt + 1,
+                "status_code": r.status_code,
+                "detail": r.detail.clone().unwrap_or_default(),
+            })),
+            NextStep::Wait {
+                ticket,
+                item,
+                after,
+            } => waiting.push(json!({
+                "id": job.id,
+                "destination": job.destination,
+                "subject_id": job.subject_id,
+                "reason": job.reason.as_str(),
+                "attempt": job.attempt,
+                "delay": after.as_millis() as i64,
+                "first_enqueued_at": job.first_enqueued_at,
+                "ticket": ticket,
+                "ticket_item": serde_json::to_string(item)?,
+            })),
+        }
+    }
+    let (max, min) = (d.greatest(), d.least());
+    let clock = d.now_ms();
+    if !retries.is_empty() {
+        let source = d.json_rows(
             1,
             &[
-                ("job_id", "text"),
+                ("id", "text"),
                 ("destination", "text"),
                 ("subject_id", "text"),
+                ("reason", "text"),
                 ("attempt", "bigint"),
-                ("action", "text"),
-                ("outcome", "text"),
+                ("delay", "bigint"),
+                ("first_enqueued_at", "bigint"),
+            ],
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
+             locked_until, first_enqueued_at) \
+             SELECT id, destination, subject_id, reason, 'pending', attempt, {clock} + delay, NULL, \
+             first_enqueued_at FROM ({source}) AS x WHERE true \
+             ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO UPDATE SET \
+             attempt = {max}(delivery_jobs.attempt, excluded.attempt), \
+             not_before = {max}(delivery_jobs.not_before, excluded.not_before), \
+             first_enqueued_at = {min}(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)"
+        )))
+        .bind(Value::Array(retries).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !dead.is_empty() {
+        let source = d.json_rows(
+            1,
+            &[
+                ("id", "text"),
+                ("destination", "text"),
+                ("subject_id", "text"),
+                ("attempts", "bigint"),
                 ("status_code", "bigint"),
-                ("latency_ms", "bigint"),
                 ("detail", "text"),
             ],
         );
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO delivery_attempts (job_id, destination, subject_id, attempt, action, outcome, \
-             status_code, latency_ms, detail, created_at) \
-             SELECT job_id, destination, subject_id, attempt, action, outcome, status_code, latency_ms, \
-             detail, $2 FROM ({rows}) AS x"
+            "INSERT INTO dead_letters (id, destination, subject_id, attempts, status_code, detail, \
+             created_at, replayed_at) \
+             SELECT id, destination, subject_id, attempts, status_code, detail, $2, NULL \
+             FROM ({source}) AS x WHERE true \
+             ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, \
+             status_code = excluded.status_code, detail = excluded.detail, \
+             created_at = excluded.created_at, replayed_at = NULL"
         )))
-        .bind(serde_json::Value::Array(attempts).to_string())
+        .bind(Value::Array(dead).to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM delivery_jobs WHERE status = 'running' AND id IN ({})",
-        d.json_strings(1)
-    )))
-    .bind(serde_json::to_string(&ids)?)
-    .execute(&mut *tx)
-    .await?;
-    // One row per pair: an upsert may not touch a row twice.
-    let mut latest: std::collections::BTreeMap<(&str, &str), Held> = Default::default();
-    for r in results
-        .iter()
-        .filter(|r| r.outcome == AttemptOutcome::Delivered)
-    {
-        if let Some(h) = Held::after(r.action) {
-            latest.insert((r.job.destination.as_str(), r.job.subject_id.as_str()), h);
-        }
-    }
-    let held: Vec<serde_json::Value> = latest
-        .into_iter()
-        .map(|((destination, subject_id), h)| {
-            serde_json::json!({"destination": destination, "subject_id": subject_id, "state": h.as_str()})
-        })
-        .collect();
-    if !held.is_empty() {
-        let rows = d.json_rows(
+    if !waiting.is_empty() {
+        let source = d.json_rows(
             1,
             &[
+                ("id", "text"),
                 ("destination", "text"),
                 ("subject_id", "text"),
-                ("state", "text"),
+                ("reason", "text"),
+                ("attempt", "bigint"),
+                ("delay", "bigint"),
+                ("first_enqueued_at", "bigint"),
+                ("ticket", "text"),
+                ("ticket_item", "text"),
             ],
         );
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO destination_subjects (destination, subject_id, state, updated_at) \
-             SELECT destination, subject_id, state, $2 FROM ({rows}) AS x WHERE true \
-             ON CONFLICT (destination, subject_id) DO UPDATE SET state = excluded.state, \
-             updated_at = excluded.updated_at"
+            "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
+             locked_until, first_enqueued_at, ticket, ticket_item) \
+             SELECT id, destination, subject_id, reason, 'waiting', attempt, {clock} + delay, NULL, \
+             first_enqueued_at, ticket, ticket_item FROM ({source}) AS x"
         )))
-        .bind(serde_json::Value::Array(held).to_string())
-        .bind(now)
-        .execute(&mut *tx)
+        .bind(Value::Array(waiting).to_string())
+        .execute(&mut **tx)
         .await?;
     }
-    for r in results.iter().filter(|r| r.next != NextStep::Done) {
-        finish_one(d, &mut tx, r, now).await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 
-/// Rescheduling and dead-lettering; the attempt row and the job's removal
-/// were written for the whole batch by [`finish`].
-async fn finish_one(
+/// Delivered and failed attempts per destination and minute.
+async fn write_counts(
     d: Dialect,
     tx: &mut WriteTx,
-    r: &JobResult,
+    results: &[&Finished],
     now: i64,
 ) -> Result<(), StoreError> {
-    let job = &r.job;
-    match &r.next {
-        NextStep::Done => {}
-        NextStep::RetryAt(at) | NextStep::DeferUntil(at) => {
-            // A deferred job was never attempted: its count stays.
-            let attempt = match r.next {
-                NextStep::DeferUntil(_) => job.attempt,
-                _ => job.attempt + 1,
-            };
-            let (max, min) = (d.greatest(), d.least());
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, \
-                 attempt, not_before, locked_until, first_enqueued_at) \
-                 VALUES ($1, $2, $3, 'retry', 'pending', $4, $5, NULL, $6) \
-                 ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO UPDATE SET \
-                 attempt = {max}(delivery_jobs.attempt, excluded.attempt), \
-                 not_before = {max}(delivery_jobs.not_before, excluded.not_before), \
-                 first_enqueued_at = {min}(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)"
-            )))
-            .bind(&job.id)
-            .bind(&job.destination)
-            .bind(&job.subject_id)
-            .bind(attempt)
-            .bind(*at)
-            .bind(job.first_enqueued_at)
-            .execute(&mut **tx)
-            .await?;
-        }
-        NextStep::DeadLetter => {
-            sqlx::query(
-                "INSERT INTO dead_letters (id, destination, subject_id, attempts, status_code, detail, \
-                 created_at, replayed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) \
-                 ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, \
-                 status_code = excluded.status_code, detail = excluded.detail, \
-                 created_at = excluded.created_at, replayed_at = NULL",
-            )
-            .bind(&job.id)
-            .bind(&job.destination)
-            .bind(&job.subject_id)
-            .bind(job.attempt + 1)
-            .bind(r.status_code.map(i64::from))
-            .bind(r.detail.clone().unwrap_or_default())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+    let minute = now / 60_000;
+    let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.attempted) {
+        let c = counts.entry(r.job.destination.as_str()).or_default();
+        if r.outcome == super::AttemptOutcome::Delivered {
+            c.0 += 1;
+        } else if r.outcome.is_failure() {
+            c.1 += 1;
         }
     }
+    counts.retain(|_, c| *c != (0, 0));
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = counts
+        .into_iter()
+        .map(|(destination, (delivered, failed))| {
+            json!({"destination": destination, "minute": minute, "delivered": delivered, "failed": failed})
+        })
+        .collect();
+    let source = d.json_rows(
+        1,
+        &[
+            ("destination", "text"),
+            ("minute", "bigint"),
+            ("delivered", "bigint"),
+            ("failed", "bigint"),
+        ],
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO destination_counts (destination, minute, delivered, failed) \
+         SELECT destination, minute, delivered, failed FROM ({source}) AS x WHERE true \
+         ON CONFLICT (destination, minute) DO UPDATE SET \
+         delivered = destination_counts.delivered + excluded.delivered, \
+         failed = destination_counts.failed + excluded.failed"
+    )))
+    .bind(Value::Array(rows).to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -286,6 +607,7 @@ pub(super) async fn dead_letters(
     .await?)
 }
 
+/// Requeues dead letters (all of a destination, or one id); returns how many.
 pub(super) async fn replay_dead_letters(
     store: &SqlStore,
     destination: Option<&str>,
@@ -330,10 +652,11 @@ pub(super) async fn attempts(
 }
 
 pub(super) async fn stats(store: &SqlStore) -> Result<StoreStats, StoreError> {
-    let row: (i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+    let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM subjects), (SELECT COUNT(*) FROM changes), \
          (SELECT COUNT(*) FROM delivery_jobs WHERE status = 'pending'), \
          (SELECT COUNT(*) FROM delivery_jobs WHERE status = 'running'), \
+         (SELECT COUNT(*) FROM delivery_jobs WHERE status = 'waiting'), \
          (SELECT COUNT(*) FROM delivery_attempts), \
          (SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL), \
          (SELECT COUNT(*) FROM inbound_messages)",
@@ -345,8 +668,9 @@ pub(super) async fn stats(store: &SqlStore) -> Result<StoreStats, StoreError> {
         changes: row.1,
         pending_jobs: row.2,
         running_jobs: row.3,
-        attempts: row.4,
-        dead_letters: row.5,
-        inbound_messages: row.6,
+        waiting_jobs: row.4,
+        attempts: row.5,
+        dead_letters: row.6,
+        inbound_messages: row.7,
     })
 }

@@ -10,6 +10,7 @@
 
 mod batch;
 mod db;
+pub mod destinations;
 pub mod dialect;
 mod jobs;
 pub mod models;
@@ -19,9 +20,14 @@ mod scim_rows;
 mod subjects;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use db::SqlStore;
+pub use destinations::{
+    DestinationReport, DestinationState, DestinationStatus, LastError, Pause, PausedBy,
+};
 pub use dialect::Dialect;
+pub use jobs::ClaimMode;
 pub use models::*;
 pub use scim_rows::*;
 
@@ -33,11 +39,34 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored JSON is corrupt")]
     Json(#[from] serde_json::Error),
+    /// A stored value this version cannot read (names the column).
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(&'static str),
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
 }
 
 impl StoreError {
+    /// Whether the database refused the data itself (a constraint or a
+    /// trigger, a value it cannot hold, a size limit), so that the same
+    /// change can never commit and must not be retried: PostgreSQL SQLSTATE
+    /// classes 22, 23 and 54; SQLite CONSTRAINT, TOOBIG and MISMATCH.
+    pub fn is_refusal(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        let Some(code) = e.code() else { return false };
+        if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+        {
+            return ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class));
+        }
+        code.parse::<i32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 18..=20))
+    }
+
     /// For logs: this error and its cause, by their Display texts. A
     /// database's Display text names constraints and columns, never the
     /// values (PostgreSQL keeps those in `detail`, which Debug would print).
@@ -55,20 +84,36 @@ pub trait Store: Send + Sync + 'static {
     /// transaction: when this returns Ok, every item is durable.
     async fn ingest(&self, items: &[IngestItem]) -> Result<Vec<IngestOutcome>, StoreError>;
 
-    /// Takes up to `limit` due jobs (pending and due, or running with an
-    /// expired lease) and leases them until `now + lease_ms`.
-    async fn claim_jobs(
+    /// Claims up to `limit` due pending jobs of `destination` for `lease`
+    /// (on the database's clock), skipping every (destination, subject) with
+    /// a delivery in flight; nothing while the destination is paused or
+    /// throttled, unless `mode` is a probe. Each claim has its own lease token.
+    async fn claim(
         &self,
-        limit: i64,
-        now: i64,
-        lease_ms: i64,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+        mode: ClaimMode,
     ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// Claims waiting jobs of `destination` whose vendor ticket is due for a check.
+    async fn claim_tickets(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// How long until `destination` has due work (None: it has none).
+    async fn next_due(&self, destination: &str) -> Result<Option<Duration>, StoreError>;
 
     /// Current state of these subjects (missing ids are absent).
     async fn load_subjects(&self, ids: &[String]) -> Result<Vec<SubjectState>, StoreError>;
 
-    /// Records the attempts and moves each job on (done, rescheduled, dead).
-    async fn finish_jobs(&self, results: &[JobResult], now: i64) -> Result<(), StoreError>;
+    /// Records attempts and moves each job on (done, retry later, dead,
+    /// waiting on a ticket), all in one commit. Fenced by lease token: jobs
+    /// reclaimed by another claim are left alone. Returns how many were ours.
+    async fn finish(&self, results: &[Finished]) -> Result<u64, StoreError>;
 
     /// Queues (destination, subject) unless a pending job already exists.
     async fn enqueue(
@@ -105,6 +150,50 @@ pub trait Store: Send + Sync + 'static {
 
     /// Readiness probe.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // Destinations (SQL in `destinations.rs`): state shared by every process.
+
+    async fn destination_state(&self, name: &str) -> Result<DestinationState, StoreError>;
+
+    /// Pauses a destination; a vendor pause is probed after `probe_in`.
+    async fn pause_destination(
+        &self,
+        name: &str,
+        by: PausedBy,
+        reason: &str,
+        probe_in: Option<Duration>,
+    ) -> Result<(), StoreError>;
+
+    /// Ends a pause; false when it was not paused.
+    async fn resume_destination(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// No call to the destination for `wait` (a vendor's throttle).
+    async fn throttle_destination(
+        &self,
+        name: &str,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// True when this process takes the due probe of a vendor pause.
+    async fn take_probe(&self, name: &str, interval: Duration) -> Result<bool, StoreError>;
+
+    /// Reserves `calls` start times `interval` apart on the destination's
+    /// schedule shared by all processes; returns each one's delay from now.
+    async fn reserve_calls(
+        &self,
+        name: &str,
+        calls: u32,
+        interval: Duration,
+    ) -> Result<Vec<Duration>, StoreError>;
+
+    async fn destination_reports(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<DestinationReport>, StoreError>;
+
+    /// Drops per-minute destination counts older than `before` (Unix ms).
+    async fn prune_destination_counts(&self, before: i64) -> Result<u64, StoreError>;
 
     /// How many ingest transactions may usefully run at once.
     fn parallel_writers(&self) -> usize;
@@ -175,21 +264,35 @@ impl Store for SqlStore {
         subjects::ingest(self, items).await
     }
 
-    async fn claim_jobs(
+    async fn claim(
         &self,
-        limit: i64,
-        now: i64,
-        lease_ms: i64,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+        mode: ClaimMode,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
-        jobs::claim(self, limit, now, lease_ms).await
+        jobs::claim(self, destination, limit, lease, mode).await
+    }
+
+    async fn claim_tickets(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        jobs::claim_tickets(self, destination, limit, lease).await
+    }
+
+    async fn next_due(&self, destination: &str) -> Result<Option<Duration>, StoreError> {
+        jobs::next_due(self, destination).await
     }
 
     async fn load_subjects(&self, ids: &[String]) -> Result<Vec<SubjectState>, StoreError> {
         subjects::load(self, ids).await
     }
 
-    async fn finish_jobs(&self, results: &[JobResult], now: i64) -> Result<(), StoreError> {
-        jobs::finish(self, results, now).await
+    async fn finish(&self, results: &[Finished]) -> Result<u64, StoreError> {
+        jobs::finish(self, results).await
     }
 
     async fn enqueue(
@@ -242,6 +345,57 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn destination_state(&self, name: &str) -> Result<DestinationState, StoreError> {
+        destinations::state(self, name).await
+    }
+
+    async fn pause_destination(
+        &self,
+        name: &str,
+        by: PausedBy,
+        reason: &str,
+        probe_in: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        destinations::pause(self, name, by, reason, probe_in).await
+    }
+
+    async fn resume_destination(&self, name: &str) -> Result<bool, StoreError> {
+        destinations::resume(self, name).await
+    }
+
+    async fn throttle_destination(
+        &self,
+        name: &str,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        destinations::throttle(self, name, wait, reason).await
+    }
+
+    async fn take_probe(&self, name: &str, interval: Duration) -> Result<bool, StoreError> {
+        destinations::take_probe(self, name, interval).await
+    }
+
+    async fn reserve_calls(
+        &self,
+        name: &str,
+        calls: u32,
+        interval: Duration,
+    ) -> Result<Vec<Duration>, StoreError> {
+        destinations::reserve_calls(self, name, calls, interval).await
+    }
+
+    async fn destination_reports(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<DestinationReport>, StoreError> {
+        destinations::reports(self, names).await
+    }
+
+    async fn prune_destination_counts(&self, before: i64) -> Result<u64, StoreError> {
+        destinations::prune_counts(self, before).await
     }
 
     fn parallel_writers(&self) -> usize {

@@ -1,5 +1,6 @@
 //! Row and value types the store reads and writes.
 
+use connectors::ActionKind;
 use serde::Serialize;
 
 use crate::event::CanonicalEvent;
@@ -32,6 +33,7 @@ pub enum IngestOutcome {
     Unknown,
 }
 
+/// Why a job was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobReason {
@@ -42,6 +44,13 @@ pub enum JobReason {
 }
 
 impl JobReason {
+    pub const ALL: [JobReason; 4] = [
+        JobReason::Change,
+        JobReason::Retry,
+        JobReason::Replay,
+        JobReason::Backfill,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobReason::Change => "change",
@@ -50,16 +59,45 @@ impl JobReason {
             JobReason::Backfill => "backfill",
         }
     }
+
+    pub fn parse(text: &str) -> Option<JobReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A claimed job: one (destination, subject) to bring up to date.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryJob {
     pub id: String,
     pub destination: String,
     pub subject_id: String,
-    pub reason: String,
+    pub reason: JobReason,
+    /// Failed attempts so far.
     pub attempt: i64,
     pub first_enqueued_at: i64,
+    /// The claim's fencing token: finishing touches the row only while it
+    /// still carries this.
+    pub lease_token: String,
+    /// Set for a delivery the vendor runs as an asynchronous job.
+    pub ticket: Option<PendingTicket>,
+}
+
+/// An asynchronous vendor job a delivery waits on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingTicket {
+    pub ticket: String,
+    pub item: TicketItem,
+}
+
+/// What a ticket confirms, kept with the waiting job (no profile fields).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TicketItem {
+    pub action: ActionKind,
+    pub delivery_id: String,
+    #[serde(default)]
+    pub identity: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub record_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,8 +110,8 @@ pub struct SubjectState {
     pub erasing: bool,
     /// (purpose, brand, granted)
     pub consents: Vec<(String, String, bool)>,
-    /// What each destination last received for this subject.
-    pub received: std::collections::HashMap<String, Held>,
+    /// What each destination holds of this subject, by destination name.
+    pub received: std::collections::HashMap<String, Holding>,
 }
 
 /// What a destination holds of a subject, after our last delivered action.
@@ -103,12 +141,30 @@ impl Held {
     }
 
     /// What a delivered action leaves the destination holding.
-    pub fn after(action: &str) -> Option<Held> {
+    pub fn after(action: ActionKind) -> Held {
         match action {
-            "upsert" => Some(Held::Sent),
-            "suppress" | "unsubscribe" => Some(Held::Withdrawn),
-            "delete" => Some(Held::Deleted),
-            _ => None,
+            ActionKind::Upsert => Held::Sent,
+            ActionKind::Suppress | ActionKind::Unsubscribe => Held::Withdrawn,
+            ActionKind::Delete => Held::Deleted,
+        }
+    }
+}
+
+/// A destination's record of a subject: what it holds, the vendor's id for
+/// it, and the identity values it knows the subject by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holding {
+    pub state: Held,
+    pub record_id: Option<String>,
+    pub identity: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Holding {
+    pub fn new(state: Held) -> Self {
+        Self {
+            state,
+            record_id: None,
+            identity: Default::default(),
         }
     }
 }
@@ -129,13 +185,30 @@ impl SubjectState {
                 .is_some_and(|c| c.2)
         })
     }
+
+    /// Every purpose the subject has a record for, answered for `brand`.
+    pub fn consent_map(&self, brand: Option<&str>) -> std::collections::BTreeMap<String, bool> {
+        self.consents
+            .iter()
+            .map(|(p, _, _)| (p.clone(), self.granted(p, brand)))
+            .collect()
+    }
+
+    pub fn held_by(&self, destination: &str) -> Option<Held> {
+        self.received.get(destination).map(|h| h.state)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     Delivered,
+    /// The vendor took it as an asynchronous job; confirmation comes later.
+    Accepted,
     Retry,
+    /// The vendor asked the destination to wait; no attempt counted.
+    Throttled,
+    /// The vendor refused our credentials; the destination paused.
     Paused,
     Dead,
     Suppressed,
@@ -143,15 +216,33 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 8] = [
+        AttemptOutcome::Delivered,
+        AttemptOutcome::Accepted,
+        AttemptOutcome::Retry,
+        AttemptOutcome::Throttled,
+        AttemptOutcome::Paused,
+        AttemptOutcome::Dead,
+        AttemptOutcome::Suppressed,
+        AttemptOutcome::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Accepted => "accepted",
             AttemptOutcome::Retry => "retry",
+            AttemptOutcome::Throttled => "throttled",
             AttemptOutcome::Paused => "paused",
             AttemptOutcome::Dead => "dead",
             AttemptOutcome::Suppressed => "suppressed",
             AttemptOutcome::Skipped => "skipped",
         }
+    }
+
+    /// Counted as a failure in "failed in the last hour".
+    pub fn is_failure(self) -> bool {
+        matches!(self, AttemptOutcome::Retry | AttemptOutcome::Dead)
     }
 }
 
@@ -159,23 +250,38 @@ impl AttemptOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextStep {
     Done,
-    RetryAt(i64),
+    /// Run again after `after`. `counted` is false when the item did not
+    /// fail (the vendor throttled or refused our credentials, or the job was
+    /// handed back unsent): its attempt count stays.
+    Retry {
+        after: std::time::Duration,
+        counted: bool,
+    },
     DeadLetter,
-    /// Not attempted (the destination's rate limit): run again at this time,
-    /// with no attempt recorded or counted.
-    DeferUntil(i64),
+    /// The vendor runs it as an asynchronous job: ask about the ticket after
+    /// `after`. The job holds its (destination, subject) until then.
+    Wait {
+        ticket: String,
+        item: TicketItem,
+        after: std::time::Duration,
+    },
 }
 
+/// One finished job (or attempt on it), as the engine hands it to the store.
 #[derive(Debug, Clone)]
-pub struct JobResult {
+pub struct Finished {
     pub job: DeliveryJob,
-    /// upsert | delete | suppress | none
-    pub action: &'static str,
+    /// The action attempted; None when nothing was sent (suppressed, skipped).
+    pub action: Option<ActionKind>,
     pub outcome: AttemptOutcome,
     pub status_code: Option<u16>,
     pub latency_ms: i64,
     pub detail: Option<String>,
     pub next: NextStep,
+    /// When delivered or confirmed: what the destination holds now.
+    pub holding: Option<Holding>,
+    /// False for a job handed back unsent: no attempt row is written.
+    pub attempted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -211,6 +317,8 @@ pub struct StoreStats {
     pub changes: i64,
     pub pending_jobs: i64,
     pub running_jobs: i64,
+    /// Deliveries waiting on an asynchronous vendor job.
+    pub waiting_jobs: i64,
     pub attempts: i64,
     pub dead_letters: i64,
     pub inbound_messages: i64,

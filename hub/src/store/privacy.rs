@@ -204,11 +204,22 @@ impl SqlStore {
         .await?;
         let mut receipts = Vec::new();
         for (id, requested_at) in pending {
+            let overdue = now >= requested_at + deadline_ms;
+            // A cheap read first: most checks find the erasure not done yet.
+            if !overdue && !self.erasure_settled(&self.pool, &id).await? {
+                continue;
+            }
+            let mut tx = self.begin_write().await?;
+            // Again inside the transaction: a delivery claimed meanwhile
+            // (an upsert that started before the tombstone) must land first.
+            if !overdue && !self.erasure_settled(&mut *tx, &id).await? {
+                continue;
+            }
             let held: Vec<(String, String, i64)> = sqlx::query_as(
                 "SELECT destination, state, updated_at FROM destination_subjects WHERE subject_id = $1 ORDER BY destination",
             )
             .bind(&id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
             // Deleted, or suppressed where `on_delete: suppress` asks for
             // that: either way the destination no longer processes the data.
@@ -222,18 +233,23 @@ impl SqlStore {
                 .filter(|h| h.1 == "sent")
                 .map(|h| h.0.clone())
                 .collect();
-            if !unconfirmed.is_empty() && now < requested_at + deadline_ms {
-                continue;
-            }
-            let mut tx = self.begin_write().await?;
-            sqlx::query(
+            // Two hubs may finish the same erasure: the first one writes it.
+            let claimed = sqlx::query(
                 "UPDATE subjects SET profile = '{}', user_name = NULL, primary_email = NULL, \
-                 scim_user_name = NULL, erased_at = $1, updated_at = $1 WHERE id = $2",
+                 scim_user_name = NULL, erased_at = $1, updated_at = $1 WHERE id = $2 AND erased_at IS NULL",
             )
             .bind(now)
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+            if claimed.rows_affected() == 0 {
+                continue;
+            }
+            // The identity values kept for deletes are PII too.
+            sqlx::query("UPDATE destination_subjects SET identity = NULL WHERE subject_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
             // Group member rows copy the display name.
             sqlx::query(
                 "UPDATE scim_groups SET version = version + 1, updated_at = $1 \
@@ -262,7 +278,7 @@ impl SqlStore {
                 .await?;
             sqlx::query(
                 "INSERT INTO erasure_receipts (subject_id, requested_at, completed_at, confirmed, unconfirmed) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subject_id) DO NOTHING",
             )
             .bind(&id)
             .bind(requested_at)
@@ -281,6 +297,24 @@ impl SqlStore {
             });
         }
         Ok(receipts)
+    }
+
+    /// True when no delivery of the subject is in flight (a call running or
+    /// a vendor job awaiting confirmation) and no destination still holds
+    /// its data.
+    async fn erasure_settled<'e, E>(&self, executor: E, id: &str) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let (open,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM delivery_jobs WHERE subject_id = $1 \
+             AND status IN ('running', 'waiting')) \
+             + (SELECT COUNT(*) FROM destination_subjects WHERE subject_id = $1 AND state = 'sent')",
+        )
+        .bind(id)
+        .fetch_one(executor)
+        .await?;
+        Ok(open == 0)
     }
 
     pub(super) async fn privacy_prune_attempts(&self, before: i64) -> Result<u64, StoreError> {

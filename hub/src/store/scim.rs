@@ -453,7 +453,10 @@ impl SqlStore {
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
         Ok(sqlx::query_as(
-            "SELECT subject_id, display FROM scim_group_members WHERE group_id = $1 ORDER BY subject_id",
+            // Members that name no User (yet) are listed as sent, without a display.
+            "SELECT subject_id, display FROM scim_group_members WHERE group_id = $1 \
+             UNION ALL SELECT member_id, CAST(NULL AS TEXT) FROM scim_group_unresolved_members \
+             WHERE group_id = $1 ORDER BY 1",
         )
         .bind(group_id)
         .fetch_all(executor)
@@ -596,6 +599,16 @@ impl SqlStore {
             .as_ref()
             .map(|g| g.members.iter().map(|m| m.0.clone()).collect())
             .unwrap_or_default();
+        // Only members that are Users have a `groups` attribute to keep.
+        let resolved_before: Vec<String> = sqlx::query_as::<_, (String,)>(
+            "SELECT subject_id FROM scim_group_members WHERE group_id = $1",
+        )
+        .bind(&w.id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
         if let ScimOp::Delete { .. } = w.op {
             sqlx::query("DELETE FROM scim_group_members WHERE group_id = $1")
                 .bind(&w.id)
@@ -605,7 +618,7 @@ impl SqlStore {
                 .bind(&w.id)
                 .execute(&mut *tx)
                 .await?;
-            for subject in &old {
+            for subject in &resolved_before {
                 Self::scim_resync_member(&mut tx, subject, &w.client, &w.destinations, w.now)
                     .await?;
             }
@@ -671,26 +684,49 @@ impl SqlStore {
             .is_some_and(|g| g.display_name != w.display_name);
         let mut affected: Vec<String> = Vec::new();
         for subject in &old {
+            let resolved = resolved_before.contains(subject);
             if new.binary_search(subject).is_err() {
+                let sql = if resolved {
+                    "DELETE FROM scim_group_members WHERE group_id = $1 AND subject_id = $2"
+                } else {
+                    "DELETE FROM scim_group_unresolved_members WHERE group_id = $1 AND member_id = $2"
+                };
+                sqlx::query(sql)
+                    .bind(&w.id)
+                    .bind(subject)
+                    .execute(&mut *tx)
+                    .await?;
+                if resolved {
+                    affected.push(subject.clone());
+                }
+            } else if renamed && resolved {
+                affected.push(subject.clone());
+            }
+        }
+        for subject in &new {
+            if resolved_before.contains(subject) {
+                continue;
+            }
+            // A member that names no User is kept as sent and touches no subject.
+            let Some(user) = self.scim_user_tx(&mut tx, subject).await? else {
                 sqlx::query(
-                    "DELETE FROM scim_group_members WHERE group_id = $1 AND subject_id = $2",
+                    "INSERT INTO scim_group_unresolved_members (group_id, member_id) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&w.id)
                 .bind(subject)
                 .execute(&mut *tx)
                 .await?;
-                affected.push(subject.clone());
-            } else if renamed {
-                affected.push(subject.clone());
-            }
-        }
-        for subject in &new {
-            if old.contains(subject) {
                 continue;
-            }
-            let Some(user) = self.scim_user_tx(&mut tx, subject).await? else {
-                return Ok(ScimWriteOutcome::UnknownMember(subject.clone()));
             };
+            // One named earlier that has become a User now counts.
+            sqlx::query(
+                "DELETE FROM scim_group_unresolved_members WHERE group_id = $1 AND member_id = $2",
+            )
+            .bind(&w.id)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("INSERT INTO scim_group_members (group_id, subject_id, display) VALUES ($1, $2, $3)")
                 .bind(&w.id)
                 .bind(subject)

@@ -117,6 +117,4 @@ pub enum ScimWriteOutcome<T> {
     VersionMismatch,
     /// A uniqueness rule refused it; names the attribute.
     Conflict(&'static str),
-    /// A group member that is not a live SCIM User.
-    UnknownMember(String),
 }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use super::batch::{self, BatchSql};
 use super::dialect::Dialect;
 use super::{
-    Held, IngestItem, IngestOutcome, SqlStore, StoreError, SubjectKey, SubjectState, jobs,
+    Holding, IngestItem, IngestOutcome, SqlStore, StoreError, SubjectKey, SubjectState, jobs,
 };
 
 /// Fields of a profile the store indexes.
@@ -166,10 +166,13 @@ pub(super) async fn load(
     .await?;
     let consents = load_consents(store.dialect, &store.pool, &list).await?;
     let held = jobs::load_held(store.dialect, &store.pool, &list).await?;
-    let mut received: HashMap<String, HashMap<String, Held>> = HashMap::new();
-    for (subject, destination, state) in held {
-        if let Some(h) = Held::parse(&state) {
-            received.entry(subject).or_default().insert(destination, h);
+    let mut received: HashMap<String, HashMap<String, Holding>> = HashMap::new();
+    for row in &held {
+        if let Some(h) = jobs::holding(row) {
+            received
+                .entry(row.0.clone())
+                .or_default()
+                .insert(row.1.clone(), h);
         }
     }
     let mut by_subject: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();

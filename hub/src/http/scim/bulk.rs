@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
 use super::auth::ScimClient;
-use super::{ScimResponse, json_body};
+use super::{ScimJson, ScimResponse};
 use crate::AppState;
 use crate::scim_model::{ScimError, ScimType};
 
@@ -57,9 +57,8 @@ async fn bulk(
     State(state): State<AppState>,
     _client: ScimClient,
     headers: HeaderMap,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let body = json_body(body).await?;
     let Value::Object(request) = body else {
         return Err(ScimError::bad(
             ScimType::InvalidSyntax,

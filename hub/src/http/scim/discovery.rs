@@ -1,7 +1,7 @@
 //! Discovery (RFC 7644 section 4): `/ServiceProviderConfig`, `/ResourceTypes`
 //! and `/Schemas`, built from static descriptions.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -10,7 +10,7 @@ use super::{ScimResponse, base_url};
 use crate::AppState;
 use crate::scim_model::ScimError;
 use crate::scim_model::query::{MAX_COUNT, list_response};
-use crate::scim_model::schema::{ENTERPRISE_URN, GROUP_URN, SYNCD_URN, USER_URN, definitions};
+use crate::scim_model::schema::{ENTERPRISE_URN, GROUP_URN, Published, SYNCD_URN, USER_URN};
 
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::get;
@@ -96,8 +96,9 @@ fn by_id(list: Vec<Value>, id: &str, what: &str) -> Result<ScimResponse, ScimErr
         .ok_or_else(|| ScimError::NotFound(format!("no {what} {id}")))
 }
 
-fn schema_list(base: &str) -> Vec<Value> {
-    definitions()
+fn schema_list(published: &Published, base: &str) -> Vec<Value> {
+    published
+        .all()
         .iter()
         .map(|def| {
             let mut def = def.clone();
@@ -109,14 +110,23 @@ fn schema_list(base: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn schemas(_client: ScimClient, headers: HeaderMap) -> ScimResponse {
-    whole_list(schema_list(&base_url(&headers)))
+async fn schemas(
+    State(state): State<AppState>,
+    _client: ScimClient,
+    headers: HeaderMap,
+) -> ScimResponse {
+    whole_list(schema_list(&state.schemas, &base_url(&headers)))
 }
 
 async fn schema(
+    State(state): State<AppState>,
     _client: ScimClient,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<ScimResponse, ScimError> {
-    by_id(schema_list(&base_url(&headers)), &id, "schema")
+    by_id(
+        schema_list(&state.schemas, &base_url(&headers)),
+        &id,
+        "schema",
+    )
 }

@@ -3,19 +3,18 @@
 //! destination, in the same transaction. The handlers shared with `/Users`
 //! are in `resource.rs`.
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::auth::ScimClient;
 use super::resource::{self, ScimResource, created, list, read, refused, remove, search};
-use super::{ScimResponse, base_url, json_body};
+use super::{ScimJson, ScimResponse, base_url};
 use crate::AppState;
 use crate::scim_model::group::{self, GroupInput};
 use crate::scim_model::query::{self, ListParams};
 use crate::scim_model::schema::{GROUP, ResourceSchema};
-use crate::scim_model::{ScimError, patch};
+use crate::scim_model::{ScimError, patch, validate};
 use crate::store::{
     GroupNarrowing, ScimGroupRecord, ScimGroupWrite, ScimOp, ScimWriteOutcome, StoreError, now_ms,
 };
@@ -105,9 +104,9 @@ async fn create(
     ScimClient(client): ScimClient,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let input = group::from_body(&json_body(body).await?)?;
+    let input = checked_input(&state, &body)?;
     let id = uuid::Uuid::now_v7().to_string();
     let write = ScimGroupWrite {
         op: ScimOp::Create,
@@ -164,18 +163,26 @@ async fn update(
     .await
 }
 
+/// A Group body (or a group after PATCH) checked against the published
+/// schema, as the store will take it.
+fn checked_input(state: &AppState, body: &Value) -> Result<GroupInput, ScimError> {
+    if let Value::Object(attrs) = body {
+        validate::check(attrs, &GROUP, &state.schemas)?;
+    }
+    group::from_body(body)
+}
+
 async fn replace(
     State(state): State<AppState>,
     ScimClient(client): ScimClient,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let body = json_body(body).await?;
-    group::from_body(&body)?;
+    checked_input(&state, &body)?;
     update(&state, client, &id, &headers, q.as_deref(), |_| {
-        group::from_body(&body)
+        checked_input(&state, &body)
     })
     .await
 }
@@ -186,14 +193,14 @@ async fn modify(
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let ops = patch::parse_request(&json_body(body).await?)?;
+    let ops = patch::parse_request(&body)?;
     let base = base_url(&headers);
     update(&state, client, &id, &headers, q.as_deref(), |record| {
         let mut attrs = group::attributes(record, &base);
         patch::apply(&mut attrs, &ops, &GROUP)?;
-        group::from_body(&Value::Object(attrs))
+        checked_input(&state, &Value::Object(attrs))
     })
     .await
 }

@@ -12,6 +12,7 @@ mod resource;
 pub mod users;
 
 use axum::body::Body;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::AppState;
@@ -27,21 +28,59 @@ pub fn router() -> axum::Router<AppState> {
         .merge(groups::router())
         .merge(discovery::router())
         .merge(bulk::router())
+        .route("/.search", axum::routing::post(resource::root_search))
         .fallback(|| async { ScimError::NotFound("no such SCIM endpoint".into()) });
     axum::Router::new().nest("/scim/v2", scim)
 }
 
-/// Reads a JSON body (`application/scim+json` or `application/json`).
-pub async fn json_body(body: Body) -> Result<serde_json::Value, ScimError> {
+/// A request's JSON body: `application/scim+json` or `application/json`
+/// (any parameters, e.g. `charset`; no `Content-Type` at all is read as
+/// JSON too), at most [`MAX_BODY`] bytes, with no NUL in any string. Any
+/// other media type is refused with 415 before the body is read.
+pub struct ScimJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimJson {
+    type Rejection = ScimError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ScimError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let essence = ct
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let json = ["application/scim+json", "application/json"]
+                .iter()
+                .any(|m| essence.eq_ignore_ascii_case(m));
+            if !json {
+                return Err(ScimError::UnsupportedMediaType(
+                    "send the body as application/scim+json (or application/json)".into(),
+                ));
+            }
+        }
+        json_body(req.into_body()).await.map(ScimJson)
+    }
+}
+
+/// Reads a JSON body; refuses one over the limit, not JSON, or holding NUL.
+async fn json_body(body: Body) -> Result<serde_json::Value, ScimError> {
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ScimError::TooLarge(format!("the body limit is {MAX_BODY} bytes")))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         ScimError::bad(
             ScimType::InvalidSyntax,
             format!("the body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    if let Some(at) = crate::input::find_nul(&value, "") {
+        return Err(ScimError::invalid_value(format!(
+            "{at} must not contain a NUL character"
+        )));
+    }
+    Ok(value)
 }
 
 /// The decoded query string.
@@ -92,8 +131,7 @@ pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
 
 /// Rings the delivery workers after a commit.
 pub fn wake(state: &AppState) {
-    state.wake.notify_waiters();
-    state.wake.notify_one();
+    state.wake.wake_all();
 }
 
 pub fn status_only(status: StatusCode) -> ScimResponse {

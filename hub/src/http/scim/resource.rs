@@ -6,13 +6,12 @@
 
 use std::future::Future;
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::auth::ScimClient;
-use super::{ScimResponse, base_url, check_if_match, json_body, not_modified, query_pairs, wake};
+use super::{ScimJson, ScimResponse, base_url, check_if_match, not_modified, query_pairs, wake};
 use crate::AppState;
 use crate::scim_model::query::{self, ListParams};
 use crate::scim_model::schema::ResourceSchema;
@@ -81,10 +80,52 @@ pub(crate) async fn search<R: ScimResource>(
     State(state): State<AppState>,
     _client: ScimClient,
     headers: HeaderMap,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let params = search_params(&json_body(body).await?)?;
+    let params = search_params(&body)?;
     list_response::<R>(&state, &headers, &params).await
+}
+
+/// `POST /.search` at the root (RFC 7644 3.4.3): the query over Users and
+/// Groups together, each projected by its own schema.
+pub(crate) async fn root_search(
+    State(state): State<AppState>,
+    _client: ScimClient,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<ScimResponse, ScimError> {
+    use crate::store::{GroupNarrowing, ScimGroupRecord, ScimUserRecord, UserNarrowing};
+    let params = search_params(&body)?;
+    let base = base_url(&headers);
+    let (users, _) = state
+        .store
+        .scim_list_users(&UserNarrowing::All, 0, None)
+        .await?;
+    let (groups, _) = state
+        .store
+        .scim_list_groups(&GroupNarrowing::All, 0, None, true)
+        .await?;
+    let all: Vec<Value> = users
+        .iter()
+        .map(|u| u.render(&base))
+        .chain(groups.iter().map(|g| g.render(&base)))
+        .collect();
+    let (page, total) = query::select(&params, all);
+    let resources = page
+        .into_iter()
+        .map(|r| {
+            let schema = match r["meta"]["resourceType"].as_str() {
+                Some(ScimGroupRecord::NAME) => ScimGroupRecord::SCHEMA,
+                _ => ScimUserRecord::SCHEMA,
+            };
+            query::project(r, &params.attributes, &params.excluded, schema)
+        })
+        .collect();
+    Ok(ScimResponse::ok(query::list_response(
+        resources,
+        total,
+        params.start_index,
+    )))
 }
 
 /// A SearchRequest (RFC 7644 3.4.3) as list parameters.
@@ -201,9 +242,6 @@ pub(crate) fn conflict<R: ScimResource>(attr: &str) -> ScimError {
 pub(crate) fn refused<R: ScimResource>(outcome: ScimWriteOutcome<R>, id: &str) -> ScimError {
     match outcome {
         ScimWriteOutcome::Conflict(attr) => conflict::<R>(attr),
-        ScimWriteOutcome::UnknownMember(m) => {
-            ScimError::invalid_value(format!("member {m} is not a known User"))
-        }
         ScimWriteOutcome::NotFound => not_found(id),
         _ => ScimError::PreconditionFailed,
     }

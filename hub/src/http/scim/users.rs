@@ -3,19 +3,18 @@
 //! and the delivery jobs together before the answer. The handlers shared
 //! with `/Groups` are in `resource.rs`.
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use super::ScimJson;
 use super::ScimResponse;
 use super::auth::ScimClient;
-use super::json_body;
 use super::resource::{self, ScimResource, conflict, created, list, read, remove, search};
 use crate::AppState;
 use crate::scim_model::query::{self, ListParams};
 use crate::scim_model::schema::{ResourceSchema, USER};
-use crate::scim_model::{ScimError, patch, user};
+use crate::scim_model::{ScimError, patch, user, validate};
 use crate::store::{
     ScimConsent, ScimOp, ScimUserRecord, ScimUserWrite, ScimWriteOutcome, StoreError,
     UserNarrowing, now_ms,
@@ -99,9 +98,10 @@ async fn create(
     ScimClient(client): ScimClient,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let mut attrs = user::from_body(&json_body(body).await?)?;
+    let mut attrs = user::from_body(&body)?;
+    validate::check(&attrs, &USER, &state.schemas)?;
     let consents = user::take_consent(&mut attrs, &state.config)?;
     let id = uuid::Uuid::now_v7().to_string();
     let mut attributes: Vec<String> = attrs.keys().cloned().collect();
@@ -151,6 +151,8 @@ async fn update(
 ) -> Result<ScimResponse, ScimError> {
     resource::update(state, id, headers, q, |record: &ScimUserRecord| {
         let (mut attrs, mut attributes) = compute(record)?;
+        // What would be stored, after PATCH or PUT, fits the schemas.
+        validate::check(&attrs, &USER, &state.schemas)?;
         let consents: Vec<ScimConsent> = user::take_consent(&mut attrs, &state.config)?
             .into_iter()
             .filter(|c| !record.consents.contains(c))
@@ -186,9 +188,8 @@ async fn replace(
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let body = json_body(body).await?;
     let new = user::from_body(&body)?;
     update(&state, client, &id, &headers, q.as_deref(), |record| {
         let mut attrs = new.clone();
@@ -214,12 +215,13 @@ async fn modify(
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    body: Body,
+    ScimJson(body): ScimJson,
 ) -> Result<ScimResponse, ScimError> {
-    let ops = patch::parse_request(&json_body(body).await?)?;
+    let ops = patch::parse_request(&body)?;
     update(&state, client, &id, &headers, q.as_deref(), |record| {
         let mut attrs = user::attributes(record);
         let touched = patch::apply(&mut attrs, &ops, &USER)?;
+        user::withdraw_removed(&mut attrs, record);
         user::normalize(&mut attrs)?;
         Ok((attrs, touched))
     })

@@ -36,10 +36,17 @@ impl ListParams {
         let filter = match get("filter") {
             None => None,
             Some(f) if f.trim().is_empty() => None,
-            Some(f) => Some(
-                scim::parse_filter(f)
-                    .map_err(|e| ScimError::bad(ScimType::InvalidFilter, format!("filter {e}")))?,
-            ),
+            Some(f) => {
+                let filter = scim::parse_filter(f)
+                    .map_err(|e| ScimError::bad(ScimType::InvalidFilter, format!("filter {e}")))?;
+                if crate::input::has_nul(f) || holds_nul(&filter) {
+                    return Err(ScimError::bad(
+                        ScimType::InvalidFilter,
+                        "a filter value must not contain a NUL character",
+                    ));
+                }
+                Some(filter)
+            }
         };
         let int = |name: &str, default: i64| -> Result<i64, ScimError> {
             match get(name) {
@@ -95,6 +102,16 @@ impl ListParams {
                     .attributes
                     .iter()
                     .any(|p| p.name.eq_ignore_ascii_case(name)))
+    }
+}
+
+/// Whether a comparison value of the filter holds a NUL (`"\u0000"`).
+fn holds_nul(filter: &Filter) -> bool {
+    match filter {
+        Filter::Present(_) => false,
+        Filter::Compare { value, .. } => crate::input::find_nul(value, "").is_some(),
+        Filter::And(l, r) | Filter::Or(l, r) => holds_nul(l) || holds_nul(r),
+        Filter::Not(inner) | Filter::ValuePath { filter: inner, .. } => holds_nul(inner),
     }
 }
 
