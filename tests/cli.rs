@@ -405,3 +405,129 @@ fn secrets_never_appear_in_config_or_mapping_errors() {
         assert!(serve.contains(&format!("{name}.yaml")), "{serve}");
     }
 }
+
+/// Each vendor's shipped example, enabled with its secrets filled in, minus
+/// one thing its connector needs: `hub mappings check` refuses it with
+/// `file:line:col` and names what is missing.
+#[test]
+fn mappings_check_refuses_what_a_connector_cannot_send() {
+    // (example, a required setting, the identity field or "")
+    let cases = [
+        ("hubspot", "token", "email"),
+        ("salesforce", "external_id_field", ""),
+        ("braze", "api_key", ""),
+        ("mailchimp", "list_id", "email"),
+        ("klaviyo", "api_key", "email"),
+        ("segment", "write_key", ""),
+        ("rudderstack", "write_key", ""),
+        ("shopify", "shop", "email"),
+    ];
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    for (vendor, setting, identity) in cases {
+        let text = std::fs::read_to_string(shipped.join(format!("{vendor}.yaml"))).unwrap();
+        let ready = enable_with_dummy_secrets(&text);
+        assert_eq!(
+            check_one(vendor, &ready).0,
+            Some(0),
+            "{vendor}: the example passes"
+        );
+
+        let without_setting = drop_block(&ready, &format!("  {setting}:"));
+        let (code, stdout) = check_one(vendor, &without_setting);
+        assert_eq!(code, Some(1), "{vendor} without {setting}: {stdout}");
+        assert_points_at(&stdout, vendor, setting);
+
+        if !identity.is_empty() {
+            let without_identity = drop_block(&ready, &format!("  {identity}:"));
+            let (code, stdout) = check_one(vendor, &without_identity);
+            assert_eq!(code, Some(1), "{vendor} without field {identity}: {stdout}");
+            assert_points_at(&stdout, vendor, identity);
+        }
+    }
+}
+
+fn enable_with_dummy_secrets(yaml: &str) -> String {
+    let mut out = String::new();
+    for line in yaml.lines() {
+        let line = match line.find("${env:") {
+            Some(at) => format!("{}dummy-secret-value", &line[..at]),
+            None if line == "enabled: false" => "enabled: true".to_string(),
+            None => line.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `yaml` without the line starting with `start` and the lines indented
+/// under it (the first block only: `  email:` under settings or fields).
+fn drop_block(yaml: &str, start: &str) -> String {
+    let indent = start.len() - start.trim_start().len();
+    let mut out = String::new();
+    let mut dropping = false;
+    let mut dropped = false;
+    for line in yaml.lines() {
+        let depth = line.len() - line.trim_start().len();
+        if dropping && (line.trim().is_empty() || depth > indent) {
+            continue;
+        }
+        dropping = false;
+        if !dropped && line.starts_with(start) {
+            dropping = true;
+            dropped = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(dropped, "no {start:?} in the example");
+    out
+}
+
+/// `hub mappings check` on a directory holding only `yaml`.
+fn check_one(vendor: &str, yaml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = dir.path().join("mappings");
+    std::fs::create_dir_all(&maps).unwrap();
+    std::fs::write(maps.join(format!("{vendor}.yaml")), yaml).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hub"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("HUB_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(dir.path().join("absent.toml"))
+        .args(["mappings", "check"])
+        .arg(&maps)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// An error line `…/VENDOR.yaml:LINE:COL: …` that names `what`, and no
+/// secret.
+fn assert_points_at(output: &str, vendor: &str, what: &str) {
+    let file = format!("{vendor}.yaml:");
+    let line = output
+        .lines()
+        .find(|l| l.contains(&file) && l.contains(what))
+        .unwrap_or_else(|| panic!("{vendor}: no file:line:col error naming {what}: {output}"));
+    let rest = &line[line.find(&file).unwrap() + file.len()..];
+    let mut parts = rest.splitn(3, ':');
+    let line_no: usize = parts.next().unwrap().parse().expect("a line number");
+    let col: usize = parts.next().unwrap().parse().expect("a column number");
+    assert!(line_no >= 1 && col >= 1, "{line}");
+    assert!(
+        !output.contains("dummy-secret-value"),
+        "a secret in: {output}"
+    );
+}

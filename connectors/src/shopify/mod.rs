@@ -24,6 +24,7 @@
 
 mod document;
 mod fields;
+mod plan;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::{
     DestinationSignal, Http, Item, ItemOutcome, RateLimit, Ticket, TicketStatus,
 };
 use document::{Cost, Document};
+use plan::Plan;
 
 /// Items per call: up to three mutations each (update and two consents) at
 /// 10 points is 750 points, under Shopify's 1,000-point single-query limit.
@@ -388,15 +390,6 @@ struct Failure {
     signal: Option<DestinationSignal>,
 }
 
-/// The aliases an item's mutations went under, and what it becomes on success.
-#[derive(Debug, Default)]
-struct Plan {
-    aliases: Vec<String>,
-    /// The alias whose `customer.id` is the record id (a create).
-    creates: Option<String>,
-    erasure: bool,
-}
-
 #[async_trait::async_trait]
 impl Connector for ShopifyConnector {
     fn kind(&self) -> ConnectorKind {
@@ -451,147 +444,14 @@ impl Connector for ShopifyConnector {
             if done.contains_key(&i) {
                 continue;
             }
-            let mut plan = Plan::default();
-            match &item.action {
-                Action::Upsert(fields) => {
-                    let mut input = match fields::customer_input(fields, &self.namespace) {
-                        Ok(input) => input,
-                        Err(reason) => {
-                            done.insert(i, ItemOutcome::Permanent { reason });
-                            continue;
-                        }
-                    };
-                    let email = fields.get("email").is_some_and(|v| v.is_string());
-                    let phone = fields.get("phone").is_some_and(|v| v.is_string());
-                    match &known[i].id {
-                        None => {
-                            // Consent rides in the create; unsubscribed is
-                            // Shopify's default, so only a grant is sent.
-                            if email && item.granted(&self.email_purpose) {
-                                input.insert("emailMarketingConsent".into(), self.consent(true));
-                            }
-                            if phone && item.granted(&self.sms_purpose) {
-                                input.insert("smsMarketingConsent".into(), self.consent(true));
-                            }
-                            let alias = format!("c{i}");
-                            doc.add(
-                                &alias,
-                                "customerCreate",
-                                "input",
-                                "CustomerInput!",
-                                input.into(),
-                                CUSTOMER_SELECTION,
-                                MUTATION_COST,
-                            );
-                            plan.creates = Some(alias.clone());
-                            plan.aliases.push(alias);
-                        }
-                        Some(id) => {
-                            input.insert("id".into(), json!(id));
-                            let alias = format!("u{i}");
-                            doc.add(
-                                &alias,
-                                "customerUpdate",
-                                "input",
-                                "CustomerInput!",
-                                input.into(),
-                                CUSTOMER_SELECTION,
-                                MUTATION_COST,
-                            );
-                            plan.aliases.push(alias);
-                            if email {
-                                let alias = format!("e{i}");
-                                doc.add(&alias, "customerEmailMarketingConsentUpdate", "input",
-                                    "CustomerEmailMarketingConsentUpdateInput!",
-                                    json!({"customerId": id, "emailMarketingConsent": self.consent(item.granted(&self.email_purpose))}),
-                                    CONSENT_SELECTION, MUTATION_COST);
-                                plan.aliases.push(alias);
-                            }
-                            if phone {
-                                let alias = format!("s{i}");
-                                doc.add(&alias, "customerSmsMarketingConsentUpdate", "input",
-                                    "CustomerSmsMarketingConsentUpdateInput!",
-                                    json!({"customerId": id, "smsMarketingConsent": self.consent(item.granted(&self.sms_purpose))}),
-                                    CONSENT_SELECTION, MUTATION_COST);
-                                plan.aliases.push(alias);
-                            }
-                        }
-                    }
+            match self.plan(i, item, &known[i], &mut doc) {
+                Ok(plan) => {
+                    plans.insert(i, plan);
                 }
-                Action::Suppress | Action::Unsubscribe => {
-                    let Some(id) = known[i].id.clone() else {
-                        done.insert(i, ItemOutcome::Delivered { record_id: None });
-                        continue;
-                    };
-                    if known[i].has_email {
-                        let alias = format!("e{i}");
-                        doc.add(
-                            &alias,
-                            "customerEmailMarketingConsentUpdate",
-                            "input",
-                            "CustomerEmailMarketingConsentUpdateInput!",
-                            json!({"customerId": id, "emailMarketingConsent": self.consent(false)}),
-                            CONSENT_SELECTION,
-                            MUTATION_COST,
-                        );
-                        plan.aliases.push(alias);
-                    }
-                    if known[i].has_phone {
-                        let alias = format!("s{i}");
-                        doc.add(
-                            &alias,
-                            "customerSmsMarketingConsentUpdate",
-                            "input",
-                            "CustomerSmsMarketingConsentUpdateInput!",
-                            json!({"customerId": id, "smsMarketingConsent": self.consent(false)}),
-                            CONSENT_SELECTION,
-                            MUTATION_COST,
-                        );
-                        plan.aliases.push(alias);
-                    }
-                    if plan.aliases.is_empty() {
-                        done.insert(
-                            i,
-                            ItemOutcome::Delivered {
-                                record_id: Some(id),
-                            },
-                        );
-                        continue;
-                    }
-                }
-                Action::Delete => {
-                    let Some(id) = known[i].id.clone() else {
-                        done.insert(i, ItemOutcome::Delivered { record_id: None });
-                        continue;
-                    };
-                    let alias = format!("d{i}");
-                    match self.delete_with {
-                        DeleteWith::DataErasure => {
-                            doc.add(
-                                &alias,
-                                "customerRequestDataErasure",
-                                "customerId",
-                                "ID!",
-                                json!(id),
-                                "{ customerId userErrors { field message code } }",
-                                MUTATION_COST,
-                            );
-                            plan.erasure = true;
-                        }
-                        DeleteWith::CustomerDelete => doc.add(
-                            &alias,
-                            "customerDelete",
-                            "input",
-                            "CustomerDeleteInput!",
-                            json!({"id": id}),
-                            "{ deletedCustomerId userErrors { field message } }",
-                            MUTATION_COST,
-                        ),
-                    }
-                    plan.aliases.push(alias);
+                Err(outcome) => {
+                    done.insert(i, outcome);
                 }
             }
-            plans.insert(i, plan);
         }
         // The lookup's answer says whether the bucket holds the mutations'
         // cost; if not, wait instead of spending a THROTTLED call.
@@ -634,50 +494,7 @@ impl Connector for ShopifyConnector {
                 continue;
             }
             let Some(plan) = plans.get(&i) else { continue };
-            let mut problems = Vec::new();
-            let mut missing = None;
-            for alias in &plan.aliases {
-                let payload = answer
-                    .pointer(&format!("/data/{alias}"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                if payload.is_null() {
-                    let message = errors
-                        .iter()
-                        .find(|(_, _, path)| path.as_deref() == Some(alias.as_str()))
-                        .map(|(_, m, _)| m.clone())
-                        .unwrap_or_else(|| "no answer for this mutation".into());
-                    missing = Some(message);
-                } else if let Some(e) = document::user_errors(&payload) {
-                    problems.push(e);
-                }
-            }
-            let outcome = if !problems.is_empty() {
-                ItemOutcome::Permanent {
-                    reason: format!("Shopify: {}", problems.join("; ")),
-                }
-            } else if let Some(message) = missing {
-                ItemOutcome::Retry {
-                    reason: format!("Shopify: {message}"),
-                }
-            } else if plan.erasure {
-                ItemOutcome::Accepted {
-                    ticket: known[i].id.clone().unwrap_or_default(),
-                    check_after: ERASURE_CHECK,
-                }
-            } else if matches!(item.action, Action::Delete) {
-                ItemOutcome::Delivered { record_id: None }
-            } else {
-                let created = plan.creates.as_ref().and_then(|alias| {
-                    answer
-                        .pointer(&format!("/data/{alias}/customer/id"))
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                });
-                ItemOutcome::Delivered {
-                    record_id: created.or_else(|| known[i].id.clone()),
-                }
-            };
+            let outcome = plan.outcome(item, &known[i], &answer, &errors);
             result.outcomes.push((i, outcome));
         }
         // The bucket now holds less than another call like this one costs:

@@ -210,6 +210,10 @@ pub struct DeliverySettings {
     /// Upper bound for one HTTP call to a destination.
     #[serde(default = "default_http_timeout", with = "humantime_serde")]
     pub http_timeout: Duration,
+    /// A vendor's asynchronous job (an erasure request, an import) is asked
+    /// about at least this often, whatever later time the connector named.
+    #[serde(default = "default_ticket_check_cap", with = "humantime_serde")]
+    pub ticket_check_cap: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -227,6 +231,7 @@ impl Default for DeliverySettings {
             lease: default_lease(),
             poll_interval: default_poll(),
             http_timeout: default_http_timeout(),
+            ticket_check_cap: default_ticket_check_cap(),
         }
     }
 }
@@ -262,6 +267,9 @@ fn default_poll() -> Duration {
 }
 fn default_http_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_ticket_check_cap() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[derive(Clone, Serialize, Deserialize, Default)]

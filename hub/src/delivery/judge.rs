@@ -27,6 +27,34 @@ pub struct Judge<'a> {
     pub latency: Duration,
 }
 
+/// Vendors echo what they refuse ("x@example.com looks fake or invalid"):
+/// a reason kept in the attempts and dead letters names no value the item
+/// carried (its mapped fields and identity).
+fn without_values_of(outcome: ItemOutcome, item: &connectors::Item) -> ItemOutcome {
+    let scrub = |reason: String| {
+        let mut values: Vec<&str> = item.identity.values().filter_map(|v| v.as_str()).collect();
+        if let connectors::Action::Upsert(fields) = &item.action {
+            values.extend(fields.values().filter_map(|v| v.as_str()));
+        }
+        // Longest first, so a value inside another goes with it; short ones
+        // ("DE", "1") would blank out ordinary words.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values
+            .into_iter()
+            .filter(|v| v.chars().count() >= 5)
+            .fold(reason, |text, v| text.replace(v, "(value not shown)"))
+    };
+    match outcome {
+        ItemOutcome::Permanent { reason } => ItemOutcome::Permanent {
+            reason: scrub(reason),
+        },
+        ItemOutcome::Retry { reason } => ItemOutcome::Retry {
+            reason: scrub(reason),
+        },
+        other => other,
+    }
+}
+
 impl Judge<'_> {
     /// How long a throttle lasts: the vendor's wish, within our cap.
     pub fn throttle_wait(&self, retry_after: Duration) -> Duration {
@@ -105,6 +133,7 @@ impl Judge<'_> {
             .zip(outcomes)
             .map(|(p, outcome)| {
                 let kind = p.item.action.kind();
+                let outcome = outcome.map(|o| without_values_of(o, &p.item));
                 let mut f = self.finished(p.job, kind, result.status);
                 f.detail = p.note;
                 match outcome {
@@ -129,7 +158,7 @@ impl Judge<'_> {
                                 identity: p.item.identity,
                                 record_id: p.item.record_id,
                             },
-                            after: check_after,
+                            after: check_after.min(self.policy.ticket_check_cap),
                         };
                         f
                     }
@@ -195,7 +224,9 @@ impl Judge<'_> {
                         f.detail = Some(format!("vendor job {} confirmed", pending.ticket));
                         f
                     }
-                    Some(TicketStatus::Pending { check_after }) => wait_again(f, check_after),
+                    Some(TicketStatus::Pending { check_after }) => {
+                        wait_again(f, check_after.min(self.policy.ticket_check_cap))
+                    }
                     Some(TicketStatus::Failed { reason, retry }) if retry => {
                         back_pressure = true;
                         self.failed(f, reason)

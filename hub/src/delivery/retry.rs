@@ -14,6 +14,8 @@ pub struct RetryPolicy {
     pub retry_after_cap: Duration,
     pub max_attempts: u32,
     pub max_age: Duration,
+    /// The longest wait before a vendor ticket is checked again.
+    pub ticket_check_cap: Duration,
 }
 
 impl From<&DeliverySettings> for RetryPolicy {
@@ -24,6 +26,7 @@ impl From<&DeliverySettings> for RetryPolicy {
             retry_after_cap: d.retry_after_cap,
             max_attempts: d.max_attempts,
             max_age: d.max_age,
+            ticket_check_cap: d.ticket_check_cap,
         }
     }
 }
@@ -75,6 +78,7 @@ mod tests {
             retry_after_cap: Duration::from_secs(600),
             max_attempts: 15,
             max_age: Duration::from_secs(86400),
+            ticket_check_cap: Duration::from_secs(3600),
         }
     }
 

@@ -10,6 +10,7 @@ fn policy() -> RetryPolicy {
         retry_after_cap: Duration::from_secs(600),
         max_attempts: 3,
         max_age: Duration::from_secs(86400),
+        ticket_check_cap: Duration::from_secs(3600),
     }
 }
 
@@ -243,4 +244,68 @@ fn accepted_items_wait_on_their_ticket_and_checks_settle_them() {
     assert_eq!(f[1].holding.as_ref().unwrap().state, Held::Deleted);
     assert!(matches!(f[2].next, NextStep::Retry { counted: true, .. }));
     assert_eq!(f[3].next, NextStep::DeadLetter);
+}
+
+#[test]
+fn a_vendor_ticket_is_checked_at_least_every_ticket_check_cap() {
+    let p = RetryPolicy {
+        ticket_check_cap: Duration::from_secs(60),
+        ..policy()
+    };
+    let day = Duration::from_secs(86_400);
+    let v = judge(&p).batch(
+        vec![planned(1, Action::Delete)],
+        BatchResult::uniform(
+            1,
+            Some(202),
+            ItemOutcome::Accepted {
+                ticket: "erasure-1".into(),
+                check_after: day,
+            },
+        ),
+    );
+    let NextStep::Wait { item, after, .. } = &v.finished[0].next else {
+        panic!("{:?}", v.finished[0].next)
+    };
+    assert_eq!(*after, Duration::from_secs(60));
+    let waiting = DeliveryJob {
+        ticket: Some(PendingTicket {
+            ticket: "erasure-1".into(),
+            item: item.clone(),
+        }),
+        ..job(1, 0)
+    };
+    let still = CheckResult {
+        status: Some(200),
+        statuses: vec![(0, TicketStatus::Pending { check_after: day })],
+        signal: None,
+    };
+    let v = judge(&p).check(vec![waiting], still);
+    assert!(
+        matches!(v.finished[0].next, NextStep::Wait { after, .. } if after == Duration::from_secs(60)),
+        "{:?}",
+        v.finished[0].next
+    );
+}
+
+#[test]
+fn a_vendors_reason_keeps_none_of_the_items_values() {
+    let p = policy();
+    let mut fields = serde_json::Map::new();
+    fields.insert("email".into(), "carol@example.com".into());
+    fields.insert("country".into(), "DE".into());
+    let v = judge(&p).batch(
+        vec![planned(1, Action::Upsert(fields))],
+        BatchResult::uniform(
+            1,
+            Some(400),
+            ItemOutcome::Permanent {
+                reason: "carol@example.com looks fake or invalid (u1@example.com); DE".into(),
+            },
+        ),
+    );
+    assert_eq!(
+        v.finished[0].detail.as_deref(),
+        Some("(value not shown) looks fake or invalid ((value not shown)); DE")
+    );
 }
