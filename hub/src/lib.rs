@@ -79,7 +79,7 @@ pub enum ServeError {
 pub async fn build_state(
     config: Config,
 ) -> Result<(AppState, tokio::task::JoinHandle<()>), ServeError> {
-    let store = store::connect(&config.database_url).await?;
+    let store = store::connect_with(&config.database_url, config.store.timeout).await?;
     let (set, errors) = destinations::reload(
         &config.mappings,
         &DestinationSet::default(),

@@ -327,6 +327,12 @@ impl HubBuilder {
         self
     }
 
+    /// A database of the test's own making (e.g. SQLite on a tiny filesystem).
+    pub fn database_url(mut self, url: String) -> Self {
+        self.shared_db = Some(url);
+        self
+    }
+
     /// Uses another hub's database (several hubs, one PostgreSQL).
     pub fn share_database(mut self, other: &TestHub) -> Self {
         self.shared_db = Some(other.db.url.clone());
@@ -703,6 +709,7 @@ pub struct WebhookResponse {
     pub status: u16,
     pub content_type: String,
     pub json: Value,
+    pub retry_after: Option<String>,
 }
 
 impl WebhookRequest<'_> {
@@ -760,12 +767,18 @@ impl WebhookRequest<'_> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = resp.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         WebhookResponse {
             status,
             content_type,
             json,
+            retry_after,
         }
     }
 }

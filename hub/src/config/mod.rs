@@ -41,6 +41,31 @@ pub struct RawConfig {
     pub brands: BTreeMap<String, BrandSettings>,
     #[serde(default)]
     pub scim: ScimSettings,
+    #[serde(default)]
+    pub store: StoreSettings,
+}
+
+/// `[store]`: how long anything waits for the database.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// A request that cannot commit within this is answered 503 with
+    /// `Retry-After` (a full disk, a database that is down), and no
+    /// connection is waited for longer.
+    #[serde(default = "default_store_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            timeout: default_store_timeout(),
+        }
+    }
+}
+
+fn default_store_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -369,6 +394,7 @@ pub struct Config {
     pub brands: BTreeMap<String, BrandSettings>,
     /// SCIM client name -> SHA-256 of its bearer token.
     pub scim_clients: BTreeMap<String, [u8; 32]>,
+    pub store: StoreSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -489,6 +515,9 @@ impl RawConfig {
                     .into(),
             );
         }
+        if self.store.timeout.is_zero() {
+            errors.push("store.timeout must not be 0".into());
+        }
         if d.probe_interval.is_zero() || d.poll_interval.is_zero() {
             errors.push("delivery.probe_interval and delivery.poll_interval must not be 0".into());
         }
@@ -516,6 +545,7 @@ impl RawConfig {
                 privacy: self.privacy,
                 brands: self.brands,
                 scim_clients,
+                store: self.store,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -536,6 +566,7 @@ impl Default for RawConfig {
             privacy: PrivacySettings::default(),
             brands: BTreeMap::new(),
             scim: ScimSettings::default(),
+            store: StoreSettings::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::store::Store;
 const PACING_MARGIN: f64 = 1.05;
 
 /// A reserved start time may be used this late; later it is dropped, so an
-/// idle spell never turns old reservations into a burst.
+/// idle spell or a late wakeup never turns reservations into a burst.
 const SLOT_GRACE: Duration = Duration::from_millis(5);
 
 /// Reservations are made for about this much time ahead at once.
@@ -91,7 +91,11 @@ impl SharedRateLimit {
             };
             if let Some(at) = next {
                 tokio::time::sleep_until(at).await;
-                return;
+                // Woken late (a busy host): this start would crowd the
+                // next ones into one window at the vendor; take a later one.
+                if Instant::now() <= at + SLOT_GRACE {
+                    return;
+                }
             }
         }
     }

@@ -19,12 +19,30 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Answers within this, whatever the store does.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when the store can commit: 503 with the reason otherwise.
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> {
-    state.store.ping().await.map_err(|e| {
-        tracing::error!(error = %e, "store not reachable");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", None)
-    })?;
-    Ok("ready")
+    let unavailable =
+        |reason: String| Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", reason);
+    match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e.log_text(), "readiness: the store cannot commit");
+            Err(unavailable(format!(
+                "the store cannot commit: {}",
+                e.log_text()
+            )))
+        }
+        Err(_) => {
+            tracing::error!("readiness: the store did not answer in time");
+            Err(unavailable(format!(
+                "the store did not commit within {} s",
+                READY_WITHIN.as_secs()
+            )))
+        }
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -119,7 +119,18 @@ async fn accept(
         destinations: state.destinations.load().enabled_names(),
         received_at: now_ms(),
     };
-    match state.ingestor.submit(item).await {
+    // Bounded: a store that cannot commit (a full disk, a database that is
+    // down) gets the source a 503 to retry, not a hanging request. The
+    // webhook-id makes that retry safe if the commit lands after all.
+    let submitted = tokio::time::timeout(state.config.store.timeout, state.ingestor.submit(item));
+    let Ok(submitted) = submitted.await else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "the change could not be stored in time; retry".to_string(),
+        ));
+    };
+    match submitted {
         Ok(IngestOutcome::Duplicate) => Ok((IngestOutcome::Duplicate, true)),
         Ok(outcome) => Ok((outcome, false)),
         Err(IngestError::Closed) => Err(Problem::new(

@@ -21,6 +21,8 @@ pub struct SqlStore {
     /// keeps tail latency low when ingest and workers write at once.
     /// PostgreSQL coordinates writers with row locks and needs none.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The longest wait for the write gate or a connection.
+    timeout: Duration,
 }
 
 /// A write transaction; on SQLite it holds the write gate until it ends.
@@ -53,9 +55,19 @@ impl WriteTx {
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
 
+/// A pooled connection that an error left inside a transaction (a COMMIT
+/// that failed on a full disk, after which SQLite had already rolled back
+/// and the ROLLBACK failed too) would refuse every later BEGIN: the pool
+/// closes it instead of handing it out, and opens a fresh one.
+fn fit_for_use(conn: &mut sqlx::AnyConnection) -> bool {
+    use sqlx::Connection;
+    !conn.is_in_transaction()
+}
+
 impl SqlStore {
-    /// Opens the database a URL names and brings its schema up to date.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Opens the database a URL names and brings its schema up to date,
+    /// waiting at most `timeout` for a connection.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let (pool, write_gate) = match dialect {
@@ -67,7 +79,8 @@ impl SqlStore {
                 };
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(timeout)
+                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;
@@ -83,7 +96,8 @@ impl SqlStore {
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(timeout)
+                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
                     .connect(url)
                     .await?;
                 // sqlx's PostgreSQL migrator holds an advisory lock for the run.
@@ -95,6 +109,7 @@ impl SqlStore {
             pool,
             dialect,
             write_gate,
+            timeout,
         })
     }
 
@@ -104,12 +119,30 @@ impl SqlStore {
     pub(super) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let (tx, gate) = match &self.write_gate {
             Some(gate) => {
-                let guard = gate.clone().lock_owned().await;
+                let guard = tokio::time::timeout(self.timeout, gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
                 (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(guard))
             }
             None => (self.pool.begin().await?, None),
         };
         Ok(WriteTx { tx, _gate: gate })
+    }
+}
+
+impl SqlStore {
+    /// Readiness: commits one tiny write, since on a full disk a SELECT
+    /// still answers while no change can be stored.
+    pub(super) async fn probe_commit(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO store_probe (id, probed_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 }
 

@@ -148,7 +148,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
-    /// Readiness probe.
+    /// Readiness: the store can commit (one tiny write; a read alone
+    /// succeeds on a full disk).
     async fn ping(&self) -> Result<(), StoreError>;
 
     // Destinations (SQL in `destinations.rs`): state shared by every process.
@@ -253,9 +254,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError>;
 }
 
-/// Opens the store a URL names and brings its schema up to date.
+/// Opens the store a URL names and brings its schema up to date (waiting
+/// at most the default `store.timeout` for a connection).
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqlStore::connect(url).await?))
+    connect_with(url, crate::config::StoreSettings::default().timeout).await
+}
+
+/// [`connect`] with the configured `store.timeout`.
+pub async fn connect_with(url: &str, timeout: Duration) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqlStore::connect(url, timeout).await?))
 }
 
 #[async_trait::async_trait]
@@ -343,8 +350,7 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.probe_commit().await
     }
 
     async fn destination_state(&self, name: &str) -> Result<DestinationState, StoreError> {
