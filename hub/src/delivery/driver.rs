@@ -63,6 +63,9 @@ pub(super) struct Driver {
     state: DestinationState,
     state_read: Option<Instant>,
     last_ticket_check: Option<Instant>,
+    /// When a send last came back: a destination whose calls just returned
+    /// is busy, not idle, and lets a partial batch linger.
+    last_return: Option<Instant>,
     /// Nothing was due at the last claim: wait for a wake or this time.
     idle_until: Option<Instant>,
     recorder: Recorder,
@@ -89,6 +92,7 @@ impl Driver {
             state: DestinationState::default(),
             state_read: None,
             last_ticket_check: None,
+            last_return: None,
             idle_until: None,
             recorder,
             wake,
@@ -205,7 +209,8 @@ impl Driver {
     }
 
     /// How many more jobs to claim: enough for about four rounds of full
-    /// batches at the current concurrency, within `delivery.batch`, and for
+    /// batches at the current concurrency, within `delivery.batch`, once
+    /// the queue is down to half of that; and for
     /// a rate-limited destination no more than it may send in a quarter of
     /// the lease (so that no claim outlives its lease waiting for a slot).
     fn claim_size(&self, dest: &ActiveDestination) -> usize {
@@ -219,6 +224,16 @@ impl Driver {
                 / 4.0
                 / limit.interval().as_secs_f64().max(1e-6);
             target = target.min(((calls as usize).max(1)) * per_call);
+        }
+        // Whole batches: a remainder would wait out its linger half empty.
+        if per_call > 1 && target >= per_call {
+            target -= target % per_call;
+        }
+        // Refill in bulk: a claim is a write transaction, so it waits until
+        // half the target has gone out instead of taking one job per call
+        // that returns.
+        if self.queue.len() > target / 2 {
+            return 0;
         }
         target.saturating_sub(self.queue.len())
     }
@@ -405,7 +420,8 @@ impl Driver {
                 .queue
                 .front()
                 .is_some_and(|p| p.claimed_at.elapsed() < linger);
-            if !all && self.sends > 0 && lingering && !full_batch_ready(&self.queue, &policy) {
+            let busy = self.sends > 0 || self.last_return.is_some_and(|t| t.elapsed() < linger);
+            if !all && busy && lingering && !full_batch_ready(&self.queue, &policy) {
                 break;
             }
             let (batch, old): (Vec<Planned>, Vec<Planned>) = next_batch(&mut self.queue, &policy)
@@ -578,6 +594,7 @@ impl Driver {
                 probe,
             } => {
                 self.sends = self.sends.saturating_sub(1);
+                self.last_return = Some(Instant::now());
                 let verdict = Judge { latency, ..judge }.batch(batch, result);
                 self.aimd.observe(latency, verdict.back_pressure, saturated);
                 (verdict, probe)
