@@ -1,6 +1,11 @@
 //! `hub bench`: pushes N signed webhooks through an in-process hub to the
 //! local sink and prints accepted/s, delivered/s and latencies, beside a bare
 //! HTTP loop posting the same payloads to the same sink (the ceiling).
+//!
+//! The first scenario (`one`: one destination, one subject per webhook) is
+//! the README's table; [`super::bench_engine`] adds the others (batched,
+//! eight destinations with one hanging, one rate-limited), and
+//! `--connector NAME` runs [`super::bench_connector`] against a vendor fake.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::local::{LocalHub, SOURCE, random_secret, signed_post};
-use super::sink::Sink;
+use super::sink::{Received, Sink};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -24,9 +29,48 @@ pub struct BenchArgs {
     /// database is created for the run and dropped afterwards.
     #[arg(long, default_value = "sqlite")]
     pub database: String,
+    /// Which engine scenarios to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// Instead of the engine scenarios: push webhooks to one vendor's fake
+    /// through its connector (hubspot, salesforce, braze, mailchimp,
+    /// klaviyo, segment, rudderstack, shopify) or every one (`all`).
+    #[arg(long)]
+    pub connector: Option<String>,
+    /// Requests per second allowed to the limited destination of the
+    /// `rate-limited` scenario.
+    #[arg(long, default_value_t = 50)]
+    pub rate_limit: u32,
+    /// Webhooks of the `eight` scenario (each fans out to eight destinations).
+    #[arg(long, default_value_t = 2_000)]
+    pub eight_n: usize,
+    /// `eight` as a control: the eighth destination is healthy too.
+    #[arg(long)]
+    pub no_hang: bool,
 }
 
-const BENCH_MAPPING: &str = r#"destination: bench-sink
+/// The engine scenarios of `hub bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One destination, one webhook POST per change (the README's table).
+    One,
+    /// One destination in the webhook connector's batch mode.
+    Batched,
+    /// Eight destinations at once, one of them hanging until its timeout.
+    Eight,
+    /// Ingest latency while one of two destinations is rate-limited.
+    RateLimited,
+    /// Every scenario above, in that order.
+    All,
+}
+
+impl Scenario {
+    pub fn includes(self, other: Scenario) -> bool {
+        self == Scenario::All || self == other
+    }
+}
+
+pub(crate) const BENCH_MAPPING: &str = r#"destination: DESTINATION
 connector: webhook
 settings:
   url: SINK_URL
@@ -40,7 +84,19 @@ fields:
   first_name: { from: name.givenName }
 "#;
 
-fn event(i: usize) -> serde_json::Value {
+/// The bench mapping for destination `name` pointed at `sink`.
+pub(crate) fn bench_mapping(
+    name: &str,
+    sink: &Sink,
+    secret: &connectors::standard_webhooks::WebhookSecret,
+) -> String {
+    BENCH_MAPPING
+        .replace("DESTINATION", name)
+        .replace("SINK_URL", &sink.url())
+        .replace("SINK_SECRET", &secret.to_text())
+}
+
+pub(crate) fn event(i: usize) -> serde_json::Value {
     json!({
         "type": "profile.upserted",
         "subject": {
@@ -102,50 +158,82 @@ where
     Ok((elapsed, all))
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    connectors::install_crypto_provider();
-    let n = args.n.max(1);
-    let sink_secret = random_secret();
-    let mut sink = Sink::start(sink_secret.clone(), &[], true).await?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
+/// The webhooks of one run as the senders saw them.
+pub(crate) struct Intake {
+    /// When the first webhook was sent.
+    pub started: Instant,
+    /// From the first send to the last 202.
+    pub elapsed: Duration,
+    /// 202 latencies, sorted.
+    pub latencies: Vec<Duration>,
+    /// When each webhook was sent, by index.
+    pub sent_at: Arc<Vec<std::sync::OnceLock<Instant>>>,
+}
 
-    // 1. The ceiling: the same payloads straight to the sink.
-    let url = sink.url();
+impl Intake {
+    pub fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Ingest-to-delivery latencies of `arrivals`, sorted.
+    pub fn to_delivery(&self, arrivals: &HashMap<usize, Instant>) -> Vec<Duration> {
+        let mut e2e: Vec<Duration> = arrivals
+            .iter()
+            .filter_map(|(i, at)| self.sent_at[*i].get().map(|s| at.duration_since(*s)))
+            .collect();
+        e2e.sort();
+        e2e
+    }
+}
+
+/// Posts `event(i)` for i in 0..n to the hub, `concurrency` at a time, each
+/// answered 202.
+pub(crate) async fn push(
+    hub: &LocalHub,
+    client: &reqwest::Client,
+    n: usize,
+    concurrency: usize,
+    event: fn(usize) -> serde_json::Value,
+) -> anyhow::Result<Intake> {
+    let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> =
+        Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
+    let started = Instant::now();
     let c = client.clone();
-    let secret = sink_secret.clone();
-    let (ceiling_time, _) = drive(n, args.concurrency, move |i| {
-        let c = c.clone();
-        let url = url.clone();
-        let body = json!({"type": "profile.upserted", "timestamp": "2026-11-23T10:00:00Z",
-            "subject": format!("s{i}"), "data": {"external_id": format!("ceiling-{i}")}})
-        .to_string();
-        let id = format!("msg_ceiling_{i}");
-        let request = signed_post(&c, &url, &secret, &id, body);
+    let sa = sent_at.clone();
+    let hub_url = format!("{}/webhooks/{SOURCE}", hub.url);
+    let source_secret = hub.source_secret.clone();
+    let (elapsed, latencies) = drive(n, concurrency, move |i| {
+        let id = format!("msg_bench_{i}");
+        let request = signed_post(&c, &hub_url, &source_secret, &id, event(i).to_string());
+        let sa = sa.clone();
         async move {
+            let _ = sa[i].set(Instant::now());
             let r = request.send().await?;
-            anyhow::ensure!(r.status().is_success(), "sink answered {}", r.status());
+            anyhow::ensure!(r.status().as_u16() == 202, "hub answered {}", r.status());
             Ok(())
         }
     })
     .await?;
-    while sink.rx.try_recv().is_ok() {}
-    let ceiling = n as f64 / ceiling_time.as_secs_f64();
+    Ok(Intake {
+        started,
+        elapsed,
+        latencies,
+        sent_at,
+    })
+}
 
-    // 2. The hub, in this process, on the chosen database.
-    let mapping = BENCH_MAPPING
-        .replace("SINK_URL", &sink.url())
-        .replace("SINK_SECRET", &sink_secret.to_text());
-    let hub = LocalHub::start(&args.database, &[("bench.yaml", mapping)], |_| {}).await?;
-
-    let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> =
-        Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
-    let collector = tokio::spawn(async move {
+/// Reads the sink's channel until `n` distinct `bench-{i}` subjects arrived
+/// or `within` passed: each subject's first arrival.
+pub(crate) fn collect(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    n: usize,
+    within: Duration,
+) -> tokio::task::JoinHandle<HashMap<usize, Instant>> {
+    tokio::spawn(async move {
         let mut arrivals: HashMap<usize, Instant> = HashMap::with_capacity(n);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        let deadline = tokio::time::Instant::now() + within;
         while arrivals.len() < n {
-            match tokio::time::timeout_at(deadline, sink.rx.recv()).await {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(r)) => {
                     let id = r
                         .event
@@ -162,49 +250,105 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         arrivals
-    });
+    })
+}
 
-    let started = Instant::now();
+/// The bare-HTTP ceiling: `n` signed POSTs straight to a sink, requests/s.
+async fn ceiling(client: &reqwest::Client, n: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let secret = random_secret();
+    let sink = Sink::start(secret.clone(), &[], true).await?;
+    let url = sink.url();
     let c = client.clone();
-    let sa = sent_at.clone();
-    let hub_url = format!("{}/webhooks/{SOURCE}", hub.url);
-    let source_secret = hub.source_secret.clone();
-    let (accept_time, accept_lat) = drive(n, args.concurrency, move |i| {
-        let id = format!("msg_bench_{i}");
-        let request = signed_post(&c, &hub_url, &source_secret, &id, event(i).to_string());
-        let sa = sa.clone();
+    let (time, _) = drive(n, concurrency, move |i| {
+        let c = c.clone();
+        let url = url.clone();
+        let body = json!({"type": "profile.upserted", "timestamp": "2026-11-23T10:00:00Z",
+            "subject": format!("s{i}"), "data": {"external_id": format!("ceiling-{i}")}})
+        .to_string();
+        let id = format!("msg_ceiling_{i}");
+        let request = signed_post(&c, &url, &secret, &id, body);
         async move {
-            let _ = sa[i].set(Instant::now());
             let r = request.send().await?;
-            anyhow::ensure!(r.status().as_u16() == 202, "hub answered {}", r.status());
+            anyhow::ensure!(r.status().is_success(), "sink answered {}", r.status());
             Ok(())
         }
     })
     .await?;
+    Ok(n as f64 / time.as_secs_f64())
+}
+
+pub(crate) fn backend_name(database: &str) -> &'static str {
+    if database == "sqlite" || database.starts_with("sqlite") {
+        "sqlite (WAL, synchronous=FULL)"
+    } else {
+        "postgres (default durability)"
+    }
+}
+
+/// What the `one` scenario measured, for the scenarios after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OneFigures {
+    pub delivered_per_s: f64,
+    pub accept_p99: Duration,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    connectors::install_crypto_provider();
+    if let Some(name) = &args.connector {
+        return super::bench_connector::run(&args, name).await;
+    }
+    let n = args.n.max(1);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+
+    // 1. The ceiling: the same payloads straight to the sink.
+    let ceiling = ceiling(&client, n, args.concurrency).await?;
+    println!(
+        "hub bench: {n} webhooks, {} concurrent senders, {}",
+        args.concurrency,
+        backend_name(&args.database)
+    );
+    println!("  ceiling (bare HTTP to the sink)  {ceiling:>9.0} req/s");
+
+    // 2. The hub, in this process, on the chosen database.
+    let mut one = None;
+    if args.scenario.includes(Scenario::One) {
+        one = Some(run_one(&args, &client, n, ceiling).await?);
+    }
+    super::bench_engine::run(&args, &client, n, ceiling, one).await
+}
+
+/// One destination, one POST per change: the README's first table.
+async fn run_one(
+    args: &BenchArgs,
+    client: &reqwest::Client,
+    n: usize,
+    ceiling: f64,
+) -> anyhow::Result<OneFigures> {
+    let sink_secret = random_secret();
+    let sink = Sink::start(sink_secret.clone(), &[], true).await?;
+    let counts = sink.counts.clone();
+    let mapping = bench_mapping("bench-sink", &sink, &sink_secret);
+    let hub = LocalHub::start(&args.database, &[("bench.yaml", mapping)], |_| {}).await?;
+    let collector = collect(sink.rx, n, Duration::from_secs(300));
+    let intake = push(&hub, client, n, args.concurrency, event).await?;
     let arrivals = collector.await?;
-    let backend = hub.backend();
     hub.stop().await?;
 
     let delivered = arrivals.len();
-    let last = arrivals.values().max().copied().unwrap_or(started);
-    let deliver_time = last.duration_since(started);
-    let mut e2e: Vec<Duration> = arrivals
-        .iter()
-        .filter_map(|(i, at)| sent_at[*i].get().map(|s| at.duration_since(*s)))
-        .collect();
-    e2e.sort();
-    let accepted = n as f64 / accept_time.as_secs_f64();
+    let last = arrivals.values().max().copied().unwrap_or(intake.started);
+    let deliver_time = last.duration_since(intake.started);
+    let e2e = intake.to_delivery(&arrivals);
+    let accepted = intake.per_second();
     let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
-    println!(
-        "hub bench: {n} webhooks, {} concurrent senders, {backend}",
-        args.concurrency
-    );
-    println!("  ceiling (bare HTTP to the sink)  {ceiling:>9.0} req/s");
+    let accept_p99 = percentile(&intake.latencies, 0.99);
+    println!("scenario one: one destination, one POST per change");
     println!(
         "  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms",
         accepted / ceiling,
-        ms(percentile(&accept_lat, 0.5)),
-        ms(percentile(&accept_lat, 0.99))
+        ms(percentile(&intake.latencies, 0.5)),
+        ms(accept_p99)
     );
     println!(
         "  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms",
@@ -212,12 +356,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ms(percentile(&e2e, 0.5)),
         ms(percentile(&e2e, 0.99))
     );
-    println!("  delivered {delivered} of {n}");
+    println!(
+        "  delivered {delivered} of {n}   mean batch {:.2} events per call ({} calls)",
+        counts.mean_batch(),
+        counts.calls()
+    );
     anyhow::ensure!(
         delivered == n,
         "only {delivered} of {n} webhooks were delivered"
     );
-    Ok(())
+    Ok(OneFigures {
+        delivered_per_s,
+        accept_p99,
+    })
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

@@ -1,6 +1,8 @@
 //! `hub demo` and `hub mappings preview`.
 
 pub mod bench;
+pub mod bench_connector;
+pub mod bench_engine;
 pub mod bench_scim;
 pub mod local;
 pub mod sink;
