@@ -20,7 +20,11 @@ use super::{
 };
 
 /// Queues (destination, subject) unless a pending job already exists: the
-/// pending job will read the latest state anyway.
+/// pending job will read the latest state anyway. Merging takes the
+/// pending row's lock (a no-op update, not DO NOTHING) until this
+/// transaction commits, so a claim cannot take that job and read the
+/// subject before the change it stands for is visible (PostgreSQL, read
+/// committed: the latest change was otherwise lost now and then).
 pub(super) async fn insert_job(
     tx: &mut WriteTx,
     destination: &str,
@@ -32,7 +36,8 @@ pub(super) async fn insert_job(
         "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, \
          not_before, locked_until, first_enqueued_at) \
          VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $5) \
-         ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO NOTHING",
+         ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
+         DO UPDATE SET reason = delivery_jobs.reason",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(destination)
