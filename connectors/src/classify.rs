@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::{DestinationSignal, ItemOutcome};
+
 /// When a vendor throttles without saying for how long.
 pub const DEFAULT_THROTTLE: Duration = Duration::from_secs(1);
 
@@ -57,6 +59,38 @@ impl Class {
             | Class::Throttle { reason, .. }
             | Class::Pause { reason }
             | Class::Permanent { reason } => reason,
+        }
+    }
+
+    /// What each item of the call gets: delivered (no record id), dead
+    /// letter, or retry (a throttle or pause holds the item back; the
+    /// destination's [`Class::signal`] says why).
+    pub fn item_outcome(&self) -> ItemOutcome {
+        match self {
+            Class::Success => ItemOutcome::Delivered { record_id: None },
+            Class::Permanent { reason } => ItemOutcome::Permanent {
+                reason: reason.clone(),
+            },
+            other => ItemOutcome::Retry {
+                reason: other.reason().to_string(),
+            },
+        }
+    }
+
+    /// What the answer says about the whole destination: throttle or pause.
+    pub fn signal(&self) -> Option<DestinationSignal> {
+        match self {
+            Class::Throttle {
+                retry_after,
+                reason,
+            } => Some(DestinationSignal::Throttle {
+                retry_after: *retry_after,
+                reason: reason.clone(),
+            }),
+            Class::Pause { reason } => Some(DestinationSignal::Pause {
+                reason: reason.clone(),
+            }),
+            _ => None,
         }
     }
 }

@@ -263,36 +263,9 @@ impl BatchResult {
     /// A whole-call answer classified by [`classify_status`]: every item gets
     /// the same outcome, and throttle or pause become the destination's signal.
     pub fn from_class(len: usize, status: u16, class: Class) -> Self {
-        let reason = class.reason().to_string();
-        match class {
-            Class::Success => Self::uniform(
-                len,
-                Some(status),
-                ItemOutcome::Delivered { record_id: None },
-            ),
-            Class::Retry { .. } => Self::uniform(len, Some(status), ItemOutcome::Retry { reason }),
-            Class::Throttle { retry_after, .. } => Self::uniform(
-                len,
-                Some(status),
-                ItemOutcome::Retry {
-                    reason: reason.clone(),
-                },
-            )
-            .with_signal(DestinationSignal::Throttle {
-                retry_after,
-                reason,
-            }),
-            Class::Pause { .. } => Self::uniform(
-                len,
-                Some(status),
-                ItemOutcome::Retry {
-                    reason: reason.clone(),
-                },
-            )
-            .with_signal(DestinationSignal::Pause { reason }),
-            Class::Permanent { .. } => {
-                Self::uniform(len, Some(status), ItemOutcome::Permanent { reason })
-            }
+        Self {
+            signal: class.signal(),
+            ..Self::uniform(len, Some(status), class.item_outcome())
         }
     }
 }

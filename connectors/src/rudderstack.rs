@@ -178,7 +178,7 @@ impl RudderStackConnector {
             Ok(resp) => {
                 result.status = Some(resp.status);
                 let class = gateway_class(resp.status, &resp.headers, &resp.body);
-                if let Some(s) = signal(&class) {
+                if let Some(s) = class.signal() {
                     result.signal = Some(s);
                 }
                 for i in sent {
@@ -186,7 +186,7 @@ impl RudderStackConnector {
                         Class::Success => ItemOutcome::Delivered {
                             record_id: Some(batch[i].subject_id.clone()),
                         },
-                        other => outcome_of(other),
+                        other => other.item_outcome(),
                     };
                     result.outcomes.push((i, outcome));
                 }
@@ -263,7 +263,7 @@ impl RudderStackConnector {
         };
         result.status = Some(resp.status);
         let class = classify_status(resp.status, &resp.headers, &resp.body);
-        if let Some(s) = signal(&class) {
+        if let Some(s) = class.signal() {
             result.signal = Some(s);
         }
         let by_user: HashMap<String, String> = resp
@@ -286,7 +286,7 @@ impl RudderStackConnector {
                 (Class::Success, None) => ItemOutcome::Retry {
                     reason: "RudderStack's answer lists no regulation for this user".into(),
                 },
-                (other, _) => outcome_of(other),
+                (other, _) => other.item_outcome(),
             };
             result.outcomes.push((i, outcome));
         }
@@ -325,7 +325,7 @@ impl RudderStackConnector {
             Ok(resp) if resp.status == 404 => Ok(()),
             Ok(resp) => match classify_status(resp.status, &resp.headers, &resp.body) {
                 Class::Success => Ok(()),
-                other => Err((outcome_of(&other), signal(&other))),
+                other => Err((other.item_outcome(), other.signal())),
             },
         }
     }
@@ -337,34 +337,6 @@ fn gateway_class(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8])
     match classify_status(status, headers, body) {
         Class::Permanent { reason } if status == 404 => Class::Pause { reason },
         other => other,
-    }
-}
-
-fn outcome_of(class: &Class) -> ItemOutcome {
-    match class {
-        Class::Permanent { reason } => ItemOutcome::Permanent {
-            reason: reason.clone(),
-        },
-        Class::Success => ItemOutcome::Delivered { record_id: None },
-        other => ItemOutcome::Retry {
-            reason: other.reason().to_string(),
-        },
-    }
-}
-
-fn signal(class: &Class) -> Option<DestinationSignal> {
-    match class {
-        Class::Throttle {
-            retry_after,
-            reason,
-        } => Some(DestinationSignal::Throttle {
-            retry_after: *retry_after,
-            reason: reason.clone(),
-        }),
-        Class::Pause { reason } => Some(DestinationSignal::Pause {
-            reason: reason.clone(),
-        }),
-        _ => None,
     }
 }
 
@@ -462,7 +434,7 @@ impl Connector for RudderStackConnector {
             result.status = Some(resp.status);
             let class = classify_status(resp.status, &resp.headers, &resp.body);
             if class != Class::Success {
-                result.signal = signal(&class);
+                result.signal = class.signal();
                 if let Class::Throttle { .. } = class
                     && result.signal.is_none()
                 {

@@ -205,7 +205,7 @@ impl SegmentConnector {
                         Class::Success => ItemOutcome::Delivered {
                             record_id: Some(user_id),
                         },
-                        other => outcome_of(other),
+                        other => other.item_outcome(),
                     };
                     result.outcomes.push((i, outcome));
                 }
@@ -287,7 +287,7 @@ impl SegmentConnector {
                 (Class::Success, None) => ItemOutcome::Retry {
                     reason: summarize_body(resp.status, &resp.body),
                 },
-                (other, _) => outcome_of(other),
+                (other, _) => other.item_outcome(),
             };
             result.outcomes.push((i, outcome));
         }
@@ -335,18 +335,6 @@ fn permanent(reason: &str) -> ItemOutcome {
     }
 }
 
-fn outcome_of(class: &Class) -> ItemOutcome {
-    match class {
-        Class::Permanent { reason } => ItemOutcome::Permanent {
-            reason: reason.clone(),
-        },
-        Class::Success => ItemOutcome::Delivered { record_id: None },
-        other => ItemOutcome::Retry {
-            reason: other.reason().to_string(),
-        },
-    }
-}
-
 /// Throttle and pause from an answer. A Public API 429 says how long in
 /// `Retry-After`, in its body (`errors[].data.msBeforeNext`) or in
 /// `X-RateLimit-Reset` (a date).
@@ -387,10 +375,7 @@ fn throttle_or_pause(
                 reason: reason.clone(),
             })
         }
-        Class::Pause { reason } => Some(DestinationSignal::Pause {
-            reason: reason.clone(),
-        }),
-        _ => None,
+        other => other.signal(),
     }
 }
 

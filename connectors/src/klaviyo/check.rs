@@ -98,19 +98,7 @@ type Answer = (Look, Option<u16>, Option<DestinationSignal>);
 
 /// A failed look: throttle and pause become the signal, the rest waits.
 fn not_looked(resp: &VendorResponse) -> Answer {
-    let class = classify(resp);
-    let signal = match class {
-        Class::Throttle {
-            retry_after,
-            reason,
-        } => Some(DestinationSignal::Throttle {
-            retry_after,
-            reason,
-        }),
-        Class::Pause { reason } => Some(DestinationSignal::Pause { reason }),
-        _ => None,
-    };
-    (Look::Unknown, Some(resp.status), signal)
+    (Look::Unknown, Some(resp.status), classify(resp).signal())
 }
 
 async fn import_job(
