@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::db::WriteTx;
+use super::db::{Durability, WriteTx};
 use super::dialect::Dialect;
 use super::{
     AttemptRecord, DeadLetter, DeliveryJob, Finished, Held, Holding, JobReason, NextStep,
@@ -166,7 +166,7 @@ pub(super) async fn claim(
     let d = store.dialect;
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
          AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
@@ -218,7 +218,7 @@ pub(super) async fn claim_tickets(
     let d = store.dialect;
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE delivery_jobs SET locked_until = {now} + $2, lease_token = $3 \
          WHERE id IN (SELECT id FROM delivery_jobs \
@@ -272,7 +272,7 @@ pub(super) async fn finish(store: &SqlStore, results: &[Finished]) -> Result<u64
     let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
     let tokens: HashSet<&str> = results.iter().map(|r| r.job.lease_token.as_str()).collect();
     let tokens: Vec<&str> = tokens.into_iter().collect();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let owned: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "DELETE FROM delivery_jobs WHERE id IN ({}) AND lease_token IN ({}) RETURNING id",
         d.json_strings(1),
