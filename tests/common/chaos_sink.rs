@@ -16,9 +16,7 @@ use tokio::net::TcpStream;
 /// What the sink did with one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// Still being answered.
-    Open,
-    /// Stored and answered 200.
+    /// Stored on arrival, then answered 200.
     Stored,
     Failed,
     Throttled,
@@ -50,6 +48,8 @@ pub struct Seen {
     pub external_id: Option<String>,
     pub first_name: Option<String>,
     pub fate: Fate,
+    /// The answer was written (or the connection reset).
+    pub answered: bool,
 }
 
 struct State {
@@ -97,7 +97,7 @@ impl ChaosSink {
             .unwrap()
             .seen
             .iter()
-            .filter(|s| s.fate == Fate::Open)
+            .filter(|s| !s.answered)
             .count()
     }
 }
@@ -165,19 +165,16 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
             // A stored call is stored before it is answered, as a vendor
             // would: the answer may still be lost.
             st.seen.push(Seen {
+                fate,
+                answered: false,
                 subject: body["subject"].as_str().unwrap_or_default().to_string(),
                 version,
                 external_id: body["data"]["external_id"].as_str().map(String::from),
                 first_name: body["data"]["first_name"].as_str().map(String::from),
-                fate: if fate == Fate::Stored {
-                    Fate::Stored
-                } else {
-                    Fate::Open
-                },
             });
             (st.seen.len() - 1, fate, m)
         };
-        let settle = |fate: Fate| state.lock().unwrap().seen[index].fate = fate;
+        let answered = || state.lock().unwrap().seen[index].answered = true;
         tokio::time::sleep(mix.latency).await;
         let answer: &[u8] = match fate {
             Fate::Stored => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
@@ -189,8 +186,8 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
                 tokio::time::sleep(mix.slow_for).await;
                 b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
             }
-            Fate::Reset | Fate::Open => {
-                settle(Fate::Reset);
+            Fate::Reset => {
+                answered();
                 let stream = reader.into_inner();
                 // Closing with SO_LINGER 0 sends RST instead of FIN.
                 let _ = stream.set_zero_linger();
@@ -198,7 +195,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
                 return;
             }
         };
-        settle(fate);
+        answered();
         if reader.get_mut().write_all(answer).await.is_err() {
             return;
         }
