@@ -216,6 +216,11 @@ async fn two_workers_share_the_load_and_survive_a_kill_postgres() {
         .count();
     assert_eq!(after_kill, 0, "nothing comes from the dead worker");
     let b_after = delivered_count(&steady).await;
+    assert_eq!(
+        delivered_count(&api).await,
+        0.0,
+        "an API process runs no delivery drivers"
+    );
     eprintln!(
         "two workers: {} subjects; before the kill skewed {a_before}, steady {b_before} delivered; \
          calls seen from skewed {from_skewed}, steady {from_steady}; {} running at the kill, \
