@@ -210,9 +210,10 @@ async fn two_workers_share_the_load_and_survive_a_kill_postgres() {
     let calls = sink.calls();
     let from_skewed = calls.iter().filter(|c| skewed_ts(c)).count();
     let from_steady = calls.len() - from_skewed;
+    // (A request written just before the kill may still be read after it.)
     let after_kill = calls
         .iter()
-        .filter(|c| c.start > killed_at && skewed_ts(c))
+        .filter(|c| c.start > killed_at + Duration::from_millis(500) && skewed_ts(c))
         .count();
     assert_eq!(after_kill, 0, "nothing comes from the dead worker");
     let b_after = delivered_count(&steady).await;
