@@ -13,11 +13,16 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod problems;
+mod role;
 pub use problems::ConfigProblem;
+pub use role::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Which parts this process runs; `hub serve --role` overrides it.
+    #[serde(default)]
+    pub role: Role,
     #[serde(default = "default_listen")]
     pub listen: String,
     #[serde(default = "default_database_url")]
@@ -382,6 +387,7 @@ impl Config {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub role: Role,
     pub listen: SocketAddr,
     pub database_url: String,
     pub mappings: PathBuf,
@@ -410,6 +416,7 @@ pub enum ConfigError {
 
 /// The top-level keys of [`RawConfig`], which `HUB_*` variables may set.
 const SETTING_SECTIONS: &[&str] = &[
+    "role",
     "listen",
     "database_url",
     "mappings",
@@ -421,6 +428,7 @@ const SETTING_SECTIONS: &[&str] = &[
     "privacy",
     "brands",
     "scim",
+    "store",
 ];
 
 impl RawConfig {
@@ -470,6 +478,9 @@ impl RawConfig {
             || self.database_url.starts_with("postgresql://"))
         {
             errors.push("database_url: expected sqlite://PATH or postgres://...".into());
+        }
+        if let Err(e) = self.role.check_database(&self.database_url) {
+            errors.push(e);
         }
         let mut sources = BTreeMap::new();
         for (name, s) in &self.sources {
@@ -534,6 +545,7 @@ impl RawConfig {
         let scim_clients = self.scim.validate(&mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
+                role: self.role,
                 listen,
                 database_url: self.database_url,
                 mappings: self.mappings,
@@ -555,6 +567,7 @@ impl RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
+            role: Role::default(),
             listen: default_listen(),
             database_url: default_database_url(),
             mappings: default_mappings(),

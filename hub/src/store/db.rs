@@ -50,6 +50,8 @@ pub(super) enum Durability {
 /// A write transaction; on SQLite it holds the write gate until it ends.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// For statements that read the database's clock (`Dialect::now_ms`).
+    pub(super) dialect: Dialect,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -199,7 +201,11 @@ impl SqlStore {
             }
             None => (pool.begin().await?, None),
         };
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            dialect: self.dialect,
+            _gate: gate,
+        })
     }
 }
 

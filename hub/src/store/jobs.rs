@@ -25,6 +25,11 @@ use super::{
 /// transaction commits, so a claim cannot take that job and read the
 /// subject before the change it stands for is visible (PostgreSQL, read
 /// committed: the latest change was otherwise lost now and then).
+///
+/// Due at once by the database's clock, which the claims compare with: a
+/// host whose clock runs ahead would otherwise queue jobs that no worker
+/// takes until the database's clock catches up. `now` (host time) only
+/// dates the job for the lag report.
 pub(super) async fn insert_job(
     tx: &mut WriteTx,
     destination: &str,
@@ -32,13 +37,14 @@ pub(super) async fn insert_job(
     reason: JobReason,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query(
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, \
          not_before, locked_until, first_enqueued_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $5) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, {clock}, NULL, $5) \
          ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
          DO UPDATE SET reason = delivery_jobs.reason",
-    )
+        clock = tx.dialect.now_ms()
+    )))
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(destination)
     .bind(subject_id)
