@@ -1,20 +1,59 @@
 //! Background upkeep: completes erasures whose deletes were all confirmed
-//! (or whose deadline passed), and drops delivery attempts past retention.
+//! (or whose deadline passed), and prunes the queue's history past its
+//! retention, in bounded batches (`store::retention` says what goes and
+//! what never does).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::PrivacySettings;
-use crate::store::{Store, now_ms};
+use crate::config::{PrivacySettings, RetentionSettings};
+use crate::store::{PruneCutoffs, Store, now_ms};
 
 /// How often pending erasures are checked.
 const ERASURE_INTERVAL: Duration = Duration::from_secs(1);
-/// How often old attempts are pruned.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// What upkeep needs from the settings.
+#[derive(Debug, Clone)]
+pub struct Upkeep {
+    pub privacy: PrivacySettings,
+    pub retention: RetentionSettings,
+}
+
+/// The cutoffs of a pruning pass at `now` (Unix ms).
+pub fn cutoffs(upkeep: &Upkeep, now: i64) -> PruneCutoffs {
+    let ago = |d: Duration| now - d.as_millis() as i64;
+    let r = &upkeep.retention;
+    PruneCutoffs {
+        attempts_before: ago(upkeep.privacy.attempt_retention),
+        changes_before: ago(r.changes),
+        inbound_messages_before: ago(r.inbound_messages),
+        replayed_dead_letters_before: ago(r.dead_letters),
+        destination_counts_before: ago(r.destination_counts),
+    }
+}
+
+/// One pruning pass; logs what went.
+pub async fn prune(store: &dyn Store, upkeep: &Upkeep) {
+    match store
+        .prune_history(&cutoffs(upkeep, now_ms()), upkeep.retention.batch)
+        .await
+    {
+        Ok(p) if p.total() == 0 => {}
+        Ok(p) => tracing::info!(
+            attempts = p.attempts,
+            changes = p.changes,
+            inbound_messages = p.inbound_messages,
+            dead_letters = p.dead_letters,
+            destination_counts = p.destination_counts,
+            "history past retention removed"
+        ),
+        Err(e) => tracing::error!(error = %e.log_text(), "pruning history failed"),
+    }
+}
 
 pub async fn run(
     store: Arc<dyn Store>,
-    privacy: PrivacySettings,
+    upkeep: Upkeep,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut last_prune: Option<tokio::time::Instant> = None;
@@ -25,7 +64,7 @@ pub async fn run(
         }
         let now = now_ms();
         match store
-            .complete_erasures(now, privacy.erasure_deadline.as_millis() as i64)
+            .complete_erasures(now, upkeep.privacy.erasure_deadline.as_millis() as i64)
             .await
         {
             Ok(receipts) => {
@@ -39,18 +78,9 @@ pub async fn run(
             }
             Err(e) => tracing::error!(error = %e, "erasure check failed"),
         }
-        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_INTERVAL) {
+        if last_prune.is_none_or(|t| t.elapsed() >= upkeep.retention.interval) {
             last_prune = Some(tokio::time::Instant::now());
-            let before = now - privacy.attempt_retention.as_millis() as i64;
-            match store.prune_attempts(before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "old delivery attempts removed"),
-                Err(e) => tracing::error!(error = %e, "pruning attempts failed"),
-            }
-            // Per-minute outcome counts serve "the last hour"; keep a day.
-            if let Err(e) = store.prune_destination_counts(now - 86_400_000).await {
-                tracing::error!(error = %e, "pruning destination counts failed");
-            }
+            prune(store.as_ref(), &upkeep).await;
         }
     }
 }

@@ -13,7 +13,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod problems;
+mod retention;
 pub use problems::ConfigProblem;
+pub use retention::RetentionSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,8 @@ pub struct RawConfig {
     pub scim: ScimSettings,
     #[serde(default)]
     pub store: StoreSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// `[store]`: how long anything waits for the database.
@@ -395,6 +399,7 @@ pub struct Config {
     /// SCIM client name -> SHA-256 of its bearer token.
     pub scim_clients: BTreeMap<String, [u8; 32]>,
     pub store: StoreSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -421,6 +426,7 @@ const SETTING_SECTIONS: &[&str] = &[
     "privacy",
     "brands",
     "scim",
+    "retention",
 ];
 
 impl RawConfig {
@@ -532,6 +538,8 @@ impl RawConfig {
             },
         };
         let scim_clients = self.scim.validate(&mut errors);
+        self.retention
+            .validate(self.webhooks.tolerance, &mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 listen,
@@ -546,6 +554,7 @@ impl RawConfig {
                 brands: self.brands,
                 scim_clients,
                 store: self.store,
+                retention: self.retention,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -567,6 +576,7 @@ impl Default for RawConfig {
             brands: BTreeMap::new(),
             scim: ScimSettings::default(),
             store: StoreSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -110,6 +110,16 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// The integer `expr` as decimal text, zero-padded to `width` digits.
+    pub fn zero_padded(self, expr: &str, width: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("printf('%0{width}d', {expr})"),
+            Dialect::Postgres => format!("lpad(CAST({expr} AS TEXT), {width}, '0')"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
