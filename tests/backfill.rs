@@ -12,9 +12,12 @@ use hub::store::{self, BackfillClaim, BackfillState, BackfillStep, JobReason, St
 
 mod common;
 
-use common::Backend;
+use common::{ADMIN_TOKEN, Backend, PATIENCE, Sink, TestHub};
 
-backend_tests!(backfill_resumes_after_its_last_committed_batch);
+backend_tests!(
+    backfill_resumes_after_its_last_committed_batch,
+    admin_backfill_brings_a_new_destination_up_to_date,
+);
 
 /// The hub id `hub dev seed` gives subject N.
 fn seed_id(n: u64) -> String {
@@ -357,4 +360,73 @@ fn million_subject_backfill_is_killed_resumed_and_complete() {
     assert_eq!(crm["backfill"]["state"], "done");
     assert_eq!(crm["backfill"]["queued"], MILLION);
     assert_eq!(crm["backfill"]["total"], MILLION);
+}
+
+/// `POST /admin/destinations/{name}/backfill` answers at once; the run goes
+/// on in the hub, the driver delivers every subject, and `hub destinations`
+/// shows the finished run.
+async fn admin_backfill_brings_a_new_destination_up_to_date(backend: Backend) {
+    let old = Sink::start().await;
+    let new = Sink::start().await;
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", common::crm_mapping("crm", &old.url()))
+        .start()
+        .await;
+    for i in 0..3 {
+        hub.send_ok(&common::profile_event(
+            &format!("bf-{i}"),
+            common::now_utc(),
+        ))
+        .await;
+    }
+    old.wait_for(3, PATIENCE).await;
+    hub.write_mapping("crm2.yaml", &common::crm_mapping("crm2", &new.url()));
+    let url = format!("{}/admin/destinations/crm2/backfill", hub.url);
+    let deadline = Instant::now() + PATIENCE;
+    let answer = loop {
+        let r = hub
+            .http
+            .post(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 404 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "crm2 was never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(answer.status(), 202);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["backfill"]["state"], "running", "{body}");
+    assert_eq!(body["backfill"]["total"], 3, "{body}");
+    let got = new.wait_for(3, PATIENCE).await;
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["subject"].to_string())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(
+        subjects.len(),
+        3,
+        "every subject reached the new destination"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = hub.cli(&["destinations"]).await;
+        let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let crm2 = list
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["name"] == "crm2"))
+            .cloned()
+            .unwrap_or_default();
+        if crm2["backfill"]["state"] == "done" {
+            assert_eq!(crm2["backfill"]["queued"], 3, "{crm2}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{crm2}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
