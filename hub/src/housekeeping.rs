@@ -19,6 +19,15 @@ pub struct Upkeep {
     pub retention: RetentionSettings,
 }
 
+impl Upkeep {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            privacy: config.privacy.clone(),
+            retention: config.retention,
+        }
+    }
+}
+
 /// The cutoffs of a pruning pass at `now` (Unix ms).
 pub fn cutoffs(upkeep: &Upkeep, now: i64) -> PruneCutoffs {
     let ago = |d: Duration| now - d.as_millis() as i64;

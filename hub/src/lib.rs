@@ -151,10 +151,7 @@ pub async fn serve(
     ));
     let upkeep = tokio::spawn(housekeeping::run(
         state.store.clone(),
-        housekeeping::Upkeep {
-            privacy: state.config.privacy.clone(),
-            retention: state.config.retention,
-        },
+        housekeeping::Upkeep::from_config(&state.config),
         stop_tx.subscribe(),
     ));
     let router = app(state.clone());

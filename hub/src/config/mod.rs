@@ -421,12 +421,12 @@ const SETTING_SECTIONS: &[&str] = &[
     "webhooks",
     "sources",
     "delivery",
+    "retention",
     "admin",
     "consent",
     "privacy",
     "brands",
     "scim",
-    "retention",
 ];
 
 impl RawConfig {
