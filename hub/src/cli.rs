@@ -86,7 +86,7 @@ pub struct BackfillArgs {
     pub restart: bool,
     /// The runner's lease, renewed by every batch (a killed run can be
     /// resumed once it has run out).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", hide = true)]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s", hide = true)]
     pub lease: std::time::Duration,
 }
 

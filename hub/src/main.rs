@@ -269,8 +269,12 @@ async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<Ex
         match Backfill::claim(store.clone(), destination, options).await {
             Ok(run) => break run,
             Err(BackfillError::Held { until }) => {
-                let wait = (until - now_ms()).clamp(100, 5_000);
-                eprintln!("backfill {destination}: another runner holds it; waiting");
+                let left = until - now_ms();
+                eprintln!(
+                    "backfill {destination}: another runner holds it (its lease ends in {}s); waiting",
+                    (left.max(0) + 999) / 1000
+                );
+                let wait = left.clamp(100, 5_000);
                 tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
             }
             Err(e) => return Err(e.into()),

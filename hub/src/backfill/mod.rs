@@ -36,7 +36,7 @@ impl Default for BackfillOptions {
         Self {
             batch: 1000,
             pause: None,
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(15),
             restart: false,
         }
     }

@@ -29,7 +29,7 @@ impl Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             let style = ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} subjects ({per_sec}, {eta} left)",
+                "{msg} [{bar:40}] {human_pos}/{human_len} subjects, {elapsed} elapsed, ~{eta} left",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");

@@ -107,6 +107,11 @@ pub(super) async fn claim(
     let now = d.now_ms();
     let wall = now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
+    if let Some(analyze) = d.analyze("subjects") {
+        sqlx::query(sqlx::AssertSqlSafe(analyze))
+            .execute(&store.pool)
+            .await?;
+    }
     let mut tx = store.begin_write().await?;
     sqlx::query(
         "INSERT INTO backfills (destination, state, last_subject_id, total, queued, lease_token, \
