@@ -46,6 +46,7 @@ impl Pruned {
 /// One table's pruning: the rows a batch deletes, by key, oldest first.
 struct Rule {
     table: &'static str,
+    /// The key columns (a row value when more than one).
     key: &'static str,
     /// Selects `key` of rows past the cutoff (`$1`).
     old: &'static str,
@@ -60,6 +61,12 @@ const CHANGES: Rule = Rule {
     table: "changes",
     key: "id",
     old: "SELECT id FROM changes WHERE received_at < $1 ORDER BY received_at",
+};
+const INBOUND_MESSAGES: Rule = Rule {
+    table: "inbound_messages",
+    key: "source, message_id",
+    old: "SELECT source, message_id FROM inbound_messages WHERE received_at < $1 \
+          ORDER BY received_at",
 };
 const DEAD_LETTERS: Rule = Rule {
     table: "dead_letters",
@@ -82,7 +89,7 @@ async fn prune(
     batch: usize,
 ) -> Result<u64, StoreError> {
     let sql = format!(
-        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM ({old} LIMIT $2) AS old)",
+        "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM ({old} LIMIT $2) AS old)",
         table = rule.table,
         key = rule.key,
         old = rule.old,
@@ -101,29 +108,6 @@ async fn prune(
             return Ok(removed);
         }
         // Let ingest and the workers have the writer between batches.
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Inbound message ids have a composite key: batches pick (source, id) pairs.
-async fn prune_inbound(store: &SqlStore, before: i64, batch: usize) -> Result<u64, StoreError> {
-    let mut removed = 0;
-    loop {
-        let mut tx = store.begin_write().await?;
-        let r = sqlx::query(
-            "DELETE FROM inbound_messages WHERE EXISTS (SELECT 1 FROM (SELECT source, message_id \
-             FROM inbound_messages WHERE received_at < $1 ORDER BY received_at LIMIT $2) AS old \
-             WHERE old.source = inbound_messages.source AND old.message_id = inbound_messages.message_id)",
-        )
-        .bind(before)
-        .bind(batch as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        removed += r.rows_affected();
-        if r.rows_affected() == 0 {
-            return Ok(removed);
-        }
         tokio::task::yield_now().await;
     }
 }
@@ -147,7 +131,13 @@ pub(super) async fn prune_history(
     Ok(Pruned {
         attempts: prune(store, &ATTEMPTS, cutoffs.attempts_before, batch).await?,
         changes: prune(store, &CHANGES, cutoffs.changes_before, batch).await?,
-        inbound_messages: prune_inbound(store, cutoffs.inbound_messages_before, batch).await?,
+        inbound_messages: prune(
+            store,
+            &INBOUND_MESSAGES,
+            cutoffs.inbound_messages_before,
+            batch,
+        )
+        .await?,
         dead_letters: prune(
             store,
             &DEAD_LETTERS,
