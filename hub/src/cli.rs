@@ -75,8 +75,8 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub destination: String,
     /// Subjects per batch (one statement and one commit each).
-    #[arg(long, default_value_t = 1000)]
-    pub batch: usize,
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
     /// Pause after each batch (e.g. 50ms); default: as long as the batch
     /// took, so that ingest keeps at least half of the writer.
     #[arg(long, value_parser = humantime::parse_duration)]

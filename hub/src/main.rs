@@ -260,7 +260,7 @@ async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<Ex
     }
     let store = store::connect(&config.database_url).await?;
     let options = BackfillOptions {
-        batch: args.batch,
+        batch: args.batch as usize,
         pause: args.pause,
         lease: args.lease,
         restart: args.restart,
