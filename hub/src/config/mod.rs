@@ -12,10 +12,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-mod problems;
 mod retention;
-pub use problems::ConfigProblem;
 pub use retention::RetentionSettings;
+
+mod problems;
+pub use problems::ConfigProblem;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

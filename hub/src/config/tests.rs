@@ -88,32 +88,3 @@ fn sizes_parse_with_units() {
     assert_eq!(ByteSize::parse("10").unwrap(), ByteSize(10));
     assert!(ByteSize::parse("10 parsecs").is_err());
 }
-
-#[test]
-#[allow(clippy::result_large_err)]
-fn retention_from_file_and_env_is_validated_against_the_replay_window() {
-    figment::Jail::expect_with(|jail| {
-        jail.create_file(
-            "hub.toml",
-            r#"
-            [retention]
-            changes = "10d"
-            inbound_messages = "1h"
-            "#,
-        )?;
-        jail.set_env("HUB_RETENTION__BATCH", "250");
-        let c = RawConfig::load(None).unwrap().validate().unwrap();
-        assert_eq!(c.retention.changes, Duration::from_secs(10 * 86_400));
-        assert_eq!(c.retention.inbound_messages, Duration::from_secs(3600));
-        assert_eq!(c.retention.batch, 250);
-        jail.set_env("HUB_WEBHOOKS__TOLERANCE", "1h");
-        let Err(ConfigError::Invalid(errors)) = RawConfig::load(None).unwrap().validate() else {
-            panic!("a dedup window shorter than twice the tolerance is refused");
-        };
-        assert!(
-            errors[0].contains("retention.inbound_messages"),
-            "{errors:?}"
-        );
-        Ok(())
-    });
-}
