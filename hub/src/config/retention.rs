@@ -60,7 +60,7 @@ fn default_interval() -> Duration {
     Duration::from_secs(600)
 }
 fn default_batch() -> usize {
-    5000
+    1000
 }
 
 /// Most rows one delete may take.

@@ -1,6 +1,6 @@
 //! Retention of the queue's history: rows past their age go, oldest first,
-//! in bounded batches (each its own short transaction), so that pruning a
-//! backlog never holds the writer for long.
+//! in bounded batches (each its own short transaction, followed by a pause
+//! as long), so that pruning a backlog never holds the writer for long.
 //!
 //! Pruned: delivery attempts, change records, inbound message ids (their
 //! replay window is long over), replayed dead letters, per-minute counts.
@@ -96,6 +96,7 @@ async fn prune(
     );
     let mut removed = 0;
     loop {
+        let began = std::time::Instant::now();
         let mut tx = store.begin_write().await?;
         let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(before)
@@ -107,8 +108,9 @@ async fn prune(
         if r.rows_affected() == 0 {
             return Ok(removed);
         }
-        // Let ingest and the workers have the writer between batches.
-        tokio::task::yield_now().await;
+        // Leave the writer to ingest and the workers at least as long as
+        // the batch held it: pruning a backlog is never urgent.
+        tokio::time::sleep(began.elapsed()).await;
     }
 }
 
