@@ -11,9 +11,12 @@ use hub::store::{self, now_ms};
 
 mod common;
 
-use common::Backend;
+use common::{Backend, PATIENCE, Sink, TestHub};
 
-backend_tests!(prunes_history_past_retention_and_keeps_what_is_needed);
+backend_tests!(
+    prunes_history_past_retention_and_keeps_what_is_needed,
+    a_serving_hub_prunes_on_its_own,
+);
 
 const DAY: i64 = 86_400_000;
 
@@ -213,4 +216,39 @@ async fn prunes_history_past_retention_and_keeps_what_is_needed(backend: Backend
         .unwrap();
     assert_eq!(again.total(), 0);
     pool.close().await;
+}
+
+/// `hub serve` runs the passes itself: with second-long retention, changes
+/// and attempts go soon after delivery; subjects and the ledger stay.
+async fn a_serving_hub_prunes_on_its_own(backend: Backend) {
+    let sink = Sink::start().await;
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", common::crm_mapping("crm", &sink.url()))
+        .toml(
+            "\n[privacy]\nattempt_retention = \"1s\"\n\
+             \n[retention]\nchanges = \"1s\"\ninterval = \"1s\"\n",
+        )
+        .start()
+        .await;
+    for i in 0..3 {
+        hub.send_ok(&common::profile_event(
+            &format!("rt-{i}"),
+            common::now_utc(),
+        ))
+        .await;
+    }
+    sink.wait_for(3, PATIENCE).await;
+    let tables = ["changes", "delivery_attempts", "subjects", "consent_ledger"];
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let counts = hub.db.counts(&tables).await;
+        let n = |t: &str| counts.iter().find(|c| c.0 == t).unwrap().1;
+        if n("changes") == 0 && n("delivery_attempts") == 0 {
+            assert_eq!(n("subjects"), 3);
+            assert!(n("consent_ledger") >= 3, "{counts:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

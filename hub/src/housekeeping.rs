@@ -60,20 +60,32 @@ pub async fn prune(store: &dyn Store, upkeep: &Upkeep) {
     }
 }
 
+/// Runs erasure checks (every second) and pruning passes (every
+/// `retention.interval`, the first at start) side by side, so that a long
+/// pass over a backlog never delays an erasure, until `shutdown`.
 pub async fn run(
     store: Arc<dyn Store>,
     upkeep: Upkeep,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::join!(
+        complete_erasures(store.as_ref(), &upkeep, shutdown.clone()),
+        prune_periodically(store.as_ref(), &upkeep, shutdown),
+    );
+}
+
+async fn complete_erasures(
+    store: &dyn Store,
+    upkeep: &Upkeep,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(ERASURE_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        let now = now_ms();
         match store
-            .complete_erasures(now, upkeep.privacy.erasure_deadline.as_millis() as i64)
+            .complete_erasures(now_ms(), upkeep.privacy.erasure_deadline.as_millis() as i64)
             .await
         {
             Ok(receipts) => {
@@ -87,9 +99,26 @@ pub async fn run(
             }
             Err(e) => tracing::error!(error = %e, "erasure check failed"),
         }
-        if last_prune.is_none_or(|t| t.elapsed() >= upkeep.retention.interval) {
-            last_prune = Some(tokio::time::Instant::now());
-            prune(store.as_ref(), &upkeep).await;
+    }
+}
+
+async fn prune_periodically(
+    store: &dyn Store,
+    upkeep: &Upkeep,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    // The first pass a second after start, like the erasure checks.
+    let mut wait = ERASURE_INTERVAL;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
         }
+        // Shutdown drops a pass (an open batch rolls back); the rest goes next time.
+        tokio::select! {
+            _ = prune(store, upkeep) => {}
+            _ = shutdown.changed() => return,
+        }
+        wait = upkeep.retention.interval;
     }
 }
