@@ -18,7 +18,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub: HTTP API, delivery workers, mapping reloads.
-    Serve,
+    Serve {
+        /// Which parts this process runs (default: `role` in hub.toml,
+        /// else all). `api` and `worker` need PostgreSQL.
+        #[arg(long, value_enum)]
+        role: Option<crate::config::Role>,
+    },
     /// A guided tour on a temporary database with a built-in sink.
     Demo,
     /// Check or preview mapping files.

@@ -124,24 +124,32 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServeError> {
     Ok(Prepared { state, writer })
 }
 
-/// Runs the HTTP server, the delivery engine and the mapping watcher until
-/// `shutdown` resolves; then stops taking requests, finishes in-flight
-/// deliveries and returns.
+/// Runs what the configured role asks for until `shutdown` resolves: the
+/// HTTP API (role all or api; a worker serves only `/healthz`, `/readyz` and
+/// `/metrics`), the delivery engine and housekeeping (role all or worker),
+/// and the mapping watcher (every role: the API fans changes out to the
+/// enabled destinations, the workers drive them). Then stops taking
+/// requests, finishes in-flight deliveries and returns.
 pub async fn serve(
     prepared: Prepared,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let Prepared { state, writer } = prepared;
+    let role = state.config.role;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let engine = delivery::Engine::new(
-        state.store.clone(),
-        state.destinations.clone(),
-        state.config.delivery.clone(),
-        state.wake.clone(),
-        state.metrics.clone(),
-    )?;
-    let engine_task = tokio::spawn(engine.run(stop_rx.clone()));
+    let engine_task = if role.runs_workers() {
+        let engine = delivery::Engine::new(
+            state.store.clone(),
+            state.destinations.clone(),
+            state.config.delivery.clone(),
+            state.wake.clone(),
+            state.metrics.clone(),
+        )?;
+        Some(tokio::spawn(engine.run(stop_rx.clone())))
+    } else {
+        None
+    };
     let watcher = tokio::spawn(destinations::watch(
         state.config.mappings.clone(),
         state.destinations.clone(),
@@ -149,21 +157,32 @@ pub async fn serve(
         state.config.vocabulary(),
         stop_rx,
     ));
-    let upkeep = tokio::spawn(housekeeping::run(
-        state.store.clone(),
-        housekeeping::Upkeep::from_config(&state.config),
-        stop_tx.subscribe(),
-    ));
-    let router = app(state.clone());
+    let upkeep = role.runs_workers().then(|| {
+        tokio::spawn(housekeeping::run(
+            state.store.clone(),
+            housekeeping::Upkeep::from_config(&state.config),
+            stop_tx.subscribe(),
+        ))
+    });
+    let router = if role.serves_api() {
+        app(state.clone())
+    } else {
+        http::worker_router(state.clone())
+    };
     drop(state);
+    tracing::info!(role = role.as_str(), "serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("no longer accepting requests; finishing in-flight deliveries");
     let _ = stop_tx.send(true);
-    let _ = engine_task.await;
+    if let Some(task) = engine_task {
+        let _ = task.await;
+    }
     let _ = watcher.await;
-    let _ = upkeep.await;
+    if let Some(task) = upkeep {
+        let _ = task.await;
+    }
     // The router (and its Ingestor sender) is gone: the writer drains and ends.
     let _ = writer.await;
     tracing::info!("stopped");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use hub::cli::{Cli, Command, ConsentCommand, DestinationsCommand, DlqCommand, MappingsCommand};
-use hub::config::{Config, RawConfig};
+use hub::config::{Config, RawConfig, Role};
 use hub::store::{self, SubjectKey, now_ms};
 
 fn main() -> ExitCode {
@@ -59,10 +59,19 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(RawConfig::load(cli.config.as_deref())?.validate()?)
 }
 
+/// The settings with `--role` (when given) in place of the file's `role`.
+fn load_serve_config(cli: &Cli, role: Option<Role>) -> anyhow::Result<Config> {
+    let mut raw = RawConfig::load(cli.config.as_deref())?;
+    if let Some(role) = role {
+        raw.role = role;
+    }
+    Ok(raw.validate()?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Serve => {
-            let config = load_config(&cli)?;
+        Command::Serve { role } => {
+            let config = load_serve_config(&cli, *role)?;
             let listen = config.listen;
             // Migrations finish before the port opens: nothing is accepted earlier.
             let prepared = hub::prepare(config).await?;

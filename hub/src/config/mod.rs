@@ -16,11 +16,16 @@ mod retention;
 pub use retention::RetentionSettings;
 
 mod problems;
+mod role;
 pub use problems::ConfigProblem;
+pub use role::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Which parts this process runs; `hub serve --role` overrides it.
+    #[serde(default)]
+    pub role: Role,
     #[serde(default = "default_listen")]
     pub listen: String,
     #[serde(default = "default_database_url")]
@@ -387,6 +392,7 @@ impl Config {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub role: Role,
     pub listen: SocketAddr,
     pub database_url: String,
     pub mappings: PathBuf,
@@ -416,6 +422,7 @@ pub enum ConfigError {
 
 /// The top-level keys of [`RawConfig`], which `HUB_*` variables may set.
 const SETTING_SECTIONS: &[&str] = &[
+    "role",
     "listen",
     "database_url",
     "mappings",
@@ -428,6 +435,7 @@ const SETTING_SECTIONS: &[&str] = &[
     "privacy",
     "brands",
     "scim",
+    "store",
 ];
 
 impl RawConfig {
@@ -477,6 +485,9 @@ impl RawConfig {
             || self.database_url.starts_with("postgresql://"))
         {
             errors.push("database_url: expected sqlite://PATH or postgres://...".into());
+        }
+        if let Err(e) = self.role.check_database(&self.database_url) {
+            errors.push(e);
         }
         let mut sources = BTreeMap::new();
         for (name, s) in &self.sources {
@@ -543,6 +554,7 @@ impl RawConfig {
             .validate(self.webhooks.tolerance, &mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
+                role: self.role,
                 listen,
                 database_url: self.database_url,
                 mappings: self.mappings,
@@ -565,6 +577,7 @@ impl RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
+            role: Role::default(),
             listen: default_listen(),
             database_url: default_database_url(),
             mappings: default_mappings(),

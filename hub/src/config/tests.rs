@@ -88,3 +88,40 @@ fn sizes_parse_with_units() {
     assert_eq!(ByteSize::parse("10").unwrap(), ByteSize(10));
     assert!(ByteSize::parse("10 parsecs").is_err());
 }
+
+#[test]
+fn split_roles_need_postgresql() {
+    for role in [Role::Api, Role::Worker] {
+        let Err(ConfigError::Invalid(errors)) = RawConfig {
+            role,
+            ..Default::default()
+        }
+        .validate() else {
+            panic!("{role:?} on SQLite must be refused")
+        };
+        assert!(errors[0].contains("needs PostgreSQL"), "{errors:?}");
+        let on_pg = RawConfig {
+            role,
+            database_url: "postgres://hub@db/hub".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(on_pg.role, role);
+    }
+    assert_eq!(RawConfig::default().validate().unwrap().role, Role::All);
+}
+
+#[test]
+#[allow(clippy::result_large_err)]
+fn role_and_store_settings_come_from_env() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("HUB_ROLE", "worker");
+        jail.set_env("HUB_DATABASE_URL", "postgres://hub@db/hub");
+        jail.set_env("HUB_STORE__TIMEOUT", "2s");
+        let c = RawConfig::load(None).unwrap().validate().unwrap();
+        assert_eq!(c.role, Role::Worker);
+        assert_eq!(c.store.timeout, Duration::from_secs(2));
+        Ok(())
+    });
+}

@@ -126,6 +126,15 @@ impl Driver {
                     if let Ok(done) = done {
                         self.returned(&dest, done).await;
                     }
+                    // Reap every call that finished meanwhile before the next
+                    // step: one step per returned call left finished calls
+                    // counted as in flight while a claim waited for the
+                    // database, and the destination ran at the loop's pace.
+                    while let Some(done) = self.tasks.try_join_next() {
+                        if let Ok(done) = done {
+                            self.returned(&dest, done).await;
+                        }
+                    }
                     woken = true;
                 }
                 _ = self.wake.notified() => woken = true,
@@ -208,7 +217,7 @@ impl Driver {
         }
     }
 
-    /// How many more jobs to claim: enough for about four rounds of full
+    /// How many more jobs to claim: enough for about two rounds of full
     /// batches at the current concurrency, within `delivery.batch`, once
     /// the queue is down to half of that; and for
     /// a rate-limited destination no more than it may send in a quarter of
@@ -218,7 +227,7 @@ impl Driver {
             return 0;
         };
         let per_call = connector.batch_policy().max_items.max(1);
-        let mut target = (self.aimd.limit() * per_call * 4).min(self.shared.settings.batch);
+        let mut target = (self.aimd.limit() * per_call * 2).min(self.shared.settings.batch);
         if let Some(limit) = connector.rate_limit() {
             let calls = self.shared.settings.lease.as_secs_f64()
                 / 4.0
@@ -596,7 +605,11 @@ impl Driver {
                 self.sends = self.sends.saturating_sub(1);
                 self.last_return = Some(Instant::now());
                 let verdict = Judge { latency, ..judge }.batch(batch, result);
-                self.aimd.observe(latency, verdict.back_pressure, saturated);
+                let sent_at = Instant::now()
+                    .checked_sub(latency)
+                    .unwrap_or_else(Instant::now);
+                self.aimd
+                    .observe(sent_at, latency, verdict.back_pressure, saturated);
                 (verdict, probe)
             }
             Returned::Checked {

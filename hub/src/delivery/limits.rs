@@ -120,13 +120,18 @@ impl CallGate for Gate {
 /// Adaptive concurrency in the spirit of Vector's: additive increase while
 /// calls succeed at the limit without their latency rising, multiplicative
 /// decrease on back-pressure (429, 5xx, timeouts) or a latency well above
-/// the recent mean.
+/// the recent mean. One congestion event shrinks the limit once, as in
+/// TCP: the calls that were already in flight when it shrank come back
+/// slow together (a pause of the host, a hiccup of the vendor), and
+/// counting each of them would drive the limit to one for a single event.
 #[derive(Debug, Clone)]
 pub struct Aimd {
     limit: f64,
     max: usize,
     /// Exponentially weighted mean latency of successful batches.
     mean_latency: Option<Duration>,
+    /// When the limit last shrank: only calls sent after it can shrink it again.
+    shrunk_at: Option<Instant>,
 }
 
 /// Back-pressure shrinks the limit to this fraction.
@@ -141,6 +146,7 @@ impl Aimd {
             limit: initial.clamp(1, max) as f64,
             max,
             mean_latency: None,
+            shrunk_at: None,
         }
     }
 
@@ -149,14 +155,24 @@ impl Aimd {
         (self.limit.floor() as usize).clamp(1, self.max)
     }
 
-    /// One batch came back. `saturated`: the limit was reached when it was
-    /// sent (only then is there a reason to grow).
-    pub fn observe(&mut self, latency: Duration, back_pressure: bool, saturated: bool) {
+    /// One batch, sent at `sent_at`, came back. `saturated`: the limit was
+    /// reached when it was sent (only then is there a reason to grow).
+    pub fn observe(
+        &mut self,
+        sent_at: Instant,
+        latency: Duration,
+        back_pressure: bool,
+        saturated: bool,
+    ) {
         let slow = self
             .mean_latency
             .is_some_and(|mean| latency.as_secs_f64() > mean.as_secs_f64() * SLOW + 0.005);
         if back_pressure || slow {
-            self.limit = (self.limit * DECREASE).max(1.0);
+            // Sent before the last shrink: part of the event already counted.
+            if self.shrunk_at.is_none_or(|at| sent_at > at) {
+                self.limit = (self.limit * DECREASE).max(1.0);
+                self.shrunk_at = Some(sent_at + latency);
+            }
         } else if saturated {
             self.limit = (self.limit + 1.0).min(self.max as f64);
         }
@@ -175,30 +191,62 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(10);
 
+    /// Calls sent one after another, each after the previous came back.
+    struct Clock(Instant);
+
+    impl Clock {
+        fn next(&mut self, latency: Duration) -> Instant {
+            let sent = self.0;
+            self.0 += latency + Duration::from_millis(1);
+            sent
+        }
+    }
+
     #[test]
     fn grows_only_when_saturated_and_stays_within_max() {
+        let mut t = Clock(Instant::now());
         let mut a = Aimd::new(2, 5);
-        a.observe(MS, false, false);
+        a.observe(t.next(MS), MS, false, false);
         assert_eq!(a.limit(), 2, "no growth without demand");
         for _ in 0..10 {
-            a.observe(MS, false, true);
+            a.observe(t.next(MS), MS, false, true);
         }
         assert_eq!(a.limit(), 5);
     }
 
     #[test]
     fn back_pressure_and_slow_answers_shrink_it_but_never_below_one() {
+        let mut t = Clock(Instant::now());
         let mut a = Aimd::new(8, 8);
-        a.observe(MS, true, true);
+        a.observe(t.next(MS), MS, true, true);
         assert_eq!(a.limit(), 6);
         for _ in 0..20 {
-            a.observe(MS, false, false);
+            a.observe(t.next(MS), MS, false, false);
         }
-        a.observe(Duration::from_millis(200), false, true);
+        let slow = Duration::from_millis(200);
+        a.observe(t.next(slow), slow, false, true);
         assert_eq!(a.limit(), 4, "a slow batch is back-pressure");
         for _ in 0..20 {
-            a.observe(MS, true, true);
+            a.observe(t.next(MS), MS, true, true);
         }
         assert_eq!(a.limit(), 1);
+    }
+
+    #[test]
+    fn calls_in_flight_together_shrink_it_once() {
+        let mut a = Aimd::new(32, 32);
+        let sent = Instant::now();
+        for _ in 0..20 {
+            a.observe(sent, MS, false, true);
+        }
+        // Twenty calls sent at once, all throttled: one event.
+        let throttled = Instant::now() + Duration::from_millis(50);
+        for _ in 0..20 {
+            a.observe(throttled, MS, true, true);
+        }
+        assert_eq!(a.limit(), 24);
+        // A call sent after the shrink came back throttled too: a new event.
+        a.observe(throttled + MS * 2, MS, true, true);
+        assert_eq!(a.limit(), 18);
     }
 }

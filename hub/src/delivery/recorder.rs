@@ -66,7 +66,7 @@ async fn run(
     lease: Duration,
 ) {
     let mut messages = Vec::new();
-    while rx.recv_many(&mut messages, 64).await > 0 {
+    while rx.recv_many(&mut messages, 1024).await > 0 {
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
         for m in messages.drain(..) {

@@ -18,11 +18,26 @@ use crate::AppState;
 use problem::Problem;
 
 pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .merge(webhooks::router())
-        .merge(admin::router())
-        .merge(health::router())
-        .merge(scim::router())
+    layered(
+        axum::Router::new()
+            .merge(webhooks::router())
+            .merge(admin::router())
+            .merge(health::router())
+            .merge(scim::router()),
+        state,
+    )
+}
+
+/// What a `--role worker` process serves: `/healthz`, `/readyz` and
+/// `/metrics`, so an orchestrator can probe it and scrape its delivery
+/// counters; every other path is 404.
+pub fn worker_router(state: AppState) -> axum::Router {
+    layered(health::router(), state)
+}
+
+/// The fallback, the URL check and the trace span every route gets.
+fn layered(routes: axum::Router<AppState>, state: AppState) -> axum::Router {
+    routes
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", None) })
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(

@@ -474,13 +474,15 @@ impl BatchSql {
                 "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \
                  SELECT subject_id, source, kind, message_id, attributes, occurred_at, received_at FROM ({changes}) AS x"
             ),
-            // A merge locks the pending row until commit: see `jobs::insert_job`.
+            // A merge locks the pending row until commit, and the job is
+            // due by the database's clock: see `jobs::insert_job`.
             insert_jobs: format!(
                 "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
-                 locked_until, first_enqueued_at) SELECT id, destination, subject_id, 'change', 'pending', 0, now, \
-                 NULL, now FROM ({jobs}) AS x WHERE true \
+                 locked_until, first_enqueued_at) SELECT id, destination, subject_id, 'change', 'pending', 0, \
+                 {clock}, NULL, now FROM ({jobs}) AS x WHERE true \
                  ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
-                 DO UPDATE SET reason = delivery_jobs.reason"
+                 DO UPDATE SET reason = delivery_jobs.reason",
+                clock = dialect.now_ms()
             ),
         }
     }

@@ -15,6 +15,10 @@ use super::dialect::Dialect;
 /// few dialect differences taken from [`Dialect`].
 pub struct SqlStore {
     pub(super) pool: sqlx::AnyPool,
+    /// The same database for the engine's bookkeeping writes (claims,
+    /// outcomes, limiter slots, destination state), committed without
+    /// waiting for the disk: see [`Durability::Bookkeeping`].
+    bookkeeping: sqlx::AnyPool,
     pub(super) dialect: Dialect,
     /// SQLite takes one writer at a time. Queueing writers here, fairly,
     /// instead of in SQLite's busy handler (which sleeps in growing steps)
@@ -25,9 +29,29 @@ pub struct SqlStore {
     timeout: Duration,
 }
 
+/// How durable a write transaction's commit must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// On disk before the commit returns: everything the hub acknowledges
+    /// (a 2xx), consent, erasure requests and receipts, admin actions.
+    Acknowledged,
+    /// Survives a crash of the hub's process (the commit is in the
+    /// database's log, in the OS's page cache), but an OS crash or power
+    /// loss may roll back the last few such commits, never a later
+    /// acknowledged one, and never half of one. For writes whose loss only
+    /// makes a job go out again: the lease of a claim, a batch's outcomes
+    /// (the job returns to the queue and is delivered once more, as after a
+    /// SIGKILL), a rate limiter's slot. It spares the engine a disk flush
+    /// per batch, which on SQLite made flushes, not CPU, the limit on
+    /// deliveries per second (docs/decisions.md §16).
+    Bookkeeping,
+}
+
 /// A write transaction; on SQLite it holds the write gate until it ends.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// For statements that read the database's clock (`Dialect::now_ms`).
+    pub(super) dialect: Dialect,
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -54,6 +78,15 @@ impl WriteTx {
 /// `synchronous=FULL`, so a commit is on disk before the hub acknowledges.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// The bookkeeping connections: in WAL mode `synchronous=NORMAL` commits
+/// without flushing the log; the next FULL commit (or checkpoint) flushes
+/// it, so commits reach the disk in order.
+const SQLITE_BOOKKEEPING_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; \
+    PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// PostgreSQL's asynchronous commit: the same promise as above (the WAL
+/// record is written, its flush is not waited for; no inconsistency, only
+/// the last such commits can be lost in a server crash).
+const POSTGRES_BOOKKEEPING_SETTINGS: &str = "SET synchronous_commit = off";
 
 /// A pooled connection that an error left inside a transaction (a COMMIT
 /// that failed on a full disk, after which SQLite had already rolled back
@@ -70,9 +103,10 @@ impl SqlStore {
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
-        let (pool, write_gate) = match dialect {
+        let (pool, bookkeeping, write_gate) = match dialect {
             Dialect::Sqlite => {
                 let (url, path) = sqlite_url(url)?;
+                let in_memory = path.is_none();
                 let lock = match path {
                     Some(path) => Some(lock_for_migrations(&path).await?),
                     None => None,
@@ -91,7 +125,24 @@ impl SqlStore {
                     .await?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await?;
                 drop(lock);
-                (pool, Some(Arc::new(tokio::sync::Mutex::new(()))))
+                let bookkeeping = AnyPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(timeout)
+                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(SQLITE_BOOKKEEPING_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&url)?;
+                // A second pool on an in-memory database would open another database.
+                let bookkeeping = if in_memory { pool.clone() } else { bookkeeping };
+                (
+                    pool,
+                    bookkeeping,
+                    Some(Arc::new(tokio::sync::Mutex::new(()))),
+                )
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -102,11 +153,23 @@ impl SqlStore {
                     .await?;
                 // sqlx's PostgreSQL migrator holds an advisory lock for the run.
                 sqlx::migrate!("migrations/postgres").run(&pool).await?;
-                (pool, None)
+                let bookkeeping = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(timeout)
+                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(POSTGRES_BOOKKEEPING_SETTINGS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(url)?;
+                (pool, bookkeeping, None)
             }
         };
         Ok(Self {
             pool,
+            bookkeeping,
             dialect,
             write_gate,
             timeout,
@@ -117,16 +180,32 @@ impl SqlStore {
     /// write lock up front, so a transaction that reads before it writes
     /// cannot fail with SQLITE_BUSY halfway.
     pub(super) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.begin_write_as(Durability::Acknowledged).await
+    }
+
+    /// A write transaction whose commit is as durable as `durability` says.
+    pub(super) async fn begin_write_as(
+        &self,
+        durability: Durability,
+    ) -> Result<WriteTx, StoreError> {
+        let pool = match durability {
+            Durability::Acknowledged => &self.pool,
+            Durability::Bookkeeping => &self.bookkeeping,
+        };
         let (tx, gate) = match &self.write_gate {
             Some(gate) => {
                 let guard = tokio::time::timeout(self.timeout, gate.clone().lock_owned())
                     .await
                     .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
-                (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(guard))
+                (pool.begin_with("BEGIN IMMEDIATE").await?, Some(guard))
             }
-            None => (self.pool.begin().await?, None),
+            None => (pool.begin().await?, None),
         };
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            dialect: self.dialect,
+            _gate: gate,
+        })
     }
 }
 
@@ -194,4 +273,69 @@ async fn lock_for_migrations(database: &std::path::Path) -> Result<std::fs::File
     .await
     .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?;
     locked.map_err(|e| StoreError::Database(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What one connection of `pool` reports for `query` (a setting).
+    async fn setting(pool: &sqlx::AnyPool, query: &str) -> String {
+        use sqlx::Row;
+        let row = sqlx::query(sqlx::AssertSqlSafe(query.to_string()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_acknowledged_writes_flush_and_bookkeeping_writes_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let store = SqlStore::connect(&url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        // 2 is FULL (a commit waits for the disk), 1 is NORMAL.
+        assert_eq!(setting(&store.pool, "PRAGMA synchronous").await, "2");
+        assert_eq!(setting(&store.bookkeeping, "PRAGMA synchronous").await, "1");
+        assert_eq!(
+            setting(&store.bookkeeping, "PRAGMA journal_mode").await,
+            "wal"
+        );
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(hub_pg),
+        ignore = "set HUB_TEST_DATABASE_URL to run the PostgreSQL variant"
+    )]
+    async fn postgres_acknowledged_writes_flush_and_bookkeeping_writes_do_not() {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("HUB_TEST_DATABASE_URL").unwrap();
+        let name = format!("hub_durability_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::AnyConnection::connect(&base).await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&base).unwrap();
+        url.set_path(&name);
+        let store = SqlStore::connect(url.as_str(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let acknowledged = setting(&store.pool, "SHOW synchronous_commit").await;
+        let bookkeeping = setting(&store.bookkeeping, "SHOW synchronous_commit").await;
+        store.pool.close().await;
+        store.bookkeeping.close().await;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+            .await
+            .unwrap();
+        assert_eq!(acknowledged, "on");
+        assert_eq!(bookkeeping, "off");
+    }
 }

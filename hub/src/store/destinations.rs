@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::db::Durability;
 use super::{SqlStore, StoreError};
 
 /// Who paused a destination.
@@ -264,7 +265,7 @@ pub(super) async fn throttle(
     let d = store.dialect;
     let now = d.now_ms();
     let max = d.greatest();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     ensure_row(&mut tx, name).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE destination_states SET throttled_until = {max}(COALESCE(throttled_until, 0), {now} + $2), \
@@ -288,7 +289,7 @@ pub(super) async fn take_probe(
     interval: Duration,
 ) -> Result<bool, StoreError> {
     let now = store.dialect.now_ms();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE destination_states SET next_probe_at = {now} + $2, updated_at = {now} \
          WHERE destination = $1 AND state = 'paused' AND paused_by = 'vendor' AND next_probe_at <= {now}"
@@ -316,7 +317,7 @@ pub(super) async fn reserve_calls(
     let max = d.greatest();
     let step = interval.as_micros().max(1) as i64;
     let calls = calls.max(1);
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     ensure_row(&mut tx, name).await?;
     let (tat, now): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE destination_states SET rate_tat = {max}(rate_tat, {now_us}) + $2 \

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::db::WriteTx;
+use super::db::{Durability, WriteTx};
 use super::dialect::Dialect;
 use super::{
     AttemptRecord, DeadLetter, DeliveryJob, Finished, Held, Holding, JobReason, NextStep,
@@ -25,6 +25,11 @@ use super::{
 /// transaction commits, so a claim cannot take that job and read the
 /// subject before the change it stands for is visible (PostgreSQL, read
 /// committed: the latest change was otherwise lost now and then).
+///
+/// Due at once by the database's clock, which the claims compare with: a
+/// host whose clock runs ahead would otherwise queue jobs that no worker
+/// takes until the database's clock catches up. `now` (host time) only
+/// dates the job for the lag report.
 pub(super) async fn insert_job(
     tx: &mut WriteTx,
     destination: &str,
@@ -32,13 +37,14 @@ pub(super) async fn insert_job(
     reason: JobReason,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query(
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, \
          not_before, locked_until, first_enqueued_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, $5) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, {clock}, NULL, $5) \
          ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
          DO UPDATE SET reason = delivery_jobs.reason",
-    )
+        clock = tx.dialect.now_ms()
+    )))
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(destination)
     .bind(subject_id)
@@ -166,7 +172,7 @@ pub(super) async fn claim(
     let d = store.dialect;
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
          AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
@@ -218,7 +224,7 @@ pub(super) async fn claim_tickets(
     let d = store.dialect;
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE delivery_jobs SET locked_until = {now} + $2, lease_token = $3 \
          WHERE id IN (SELECT id FROM delivery_jobs \
@@ -272,7 +278,7 @@ pub(super) async fn finish(store: &SqlStore, results: &[Finished]) -> Result<u64
     let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
     let tokens: HashSet<&str> = results.iter().map(|r| r.job.lease_token.as_str()).collect();
     let tokens: Vec<&str> = tokens.into_iter().collect();
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let owned: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "DELETE FROM delivery_jobs WHERE id IN ({}) AND lease_token IN ({}) RETURNING id",
         d.json_strings(1),
