@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::db::Durability;
 use super::{JobReason, SqlStore, StoreError, now_ms};
 
 /// Whether a destination's latest backfill is still going.
@@ -185,7 +186,10 @@ pub(super) async fn step(
     let d = store.dialect;
     let now = d.now_ms();
     let wall = now_ms();
-    let mut tx = store.begin_write().await?;
+    // A batch needs no flush of its own: an OS crash that rolls back the
+    // last batches rolls back their cursor moves with them (never half a
+    // batch), and the next run queues them again.
+    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
     let cursor: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT b.last_subject_id FROM backfills b WHERE b.destination = $1 AND b.lease_token = $2 \
          AND b.state = 'running'{}",

@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::db::Durability;
 use super::{SqlStore, StoreError};
 
 /// What is old enough to go: Unix ms cutoffs, each exclusive.
@@ -97,7 +98,8 @@ async fn prune(
     let mut removed = 0;
     loop {
         let began = std::time::Instant::now();
-        let mut tx = store.begin_write().await?;
+        // Rows an OS crash brings back go with the next pass.
+        let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
         let r = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(before)
             .bind(batch as i64)
