@@ -2,7 +2,8 @@
 //! walked by subject id. Each batch's jobs and the cursor move commit in one
 //! transaction, so a killed run resumes after its last committed batch, and
 //! a lease on the database's clock keeps two runners (processes or hosts)
-//! off one destination.
+//! off one destination. Subject ids are UUIDv7, so subjects created while a
+//! run goes on sort after its cursor and are reached too.
 
 use std::time::Duration;
 
