@@ -222,6 +222,21 @@ async fn two_processes_never_overlap_deliveries_of_one_subject() {
     slow_sink_scenario(&[&a, &b], &sink).await;
 }
 
+/// Waits for the subject's erasure receipt in `hub export`: the receipt and
+/// when it was first seen.
+async fn erasure_receipt(hub: &TestHub, subject: &str) -> (Value, Instant) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let export = hub.cli(&["export", subject]).await;
+        let report: Value = serde_json::from_str(&export.stdout).unwrap();
+        if !report["erasure_receipt"].is_null() {
+            return (report["erasure_receipt"].clone(), Instant::now());
+        }
+        assert!(Instant::now() < deadline, "no receipt\n{}", hub.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn an_erasure_waits_for_the_upsert_in_flight(backend: Backend) {
     // Upserts are held for 2 s; deletes are answered at once.
     let sink = TimedSink::start(|body| {
@@ -244,16 +259,7 @@ async fn an_erasure_waits_for_the_upsert_in_flight(backend: Backend) {
     let erase = hub.cli(&["erase", &subject]).await;
     assert!(erase.status.success(), "{erase:?}");
     // Until the delete is answered, no receipt.
-    let deadline = Instant::now() + PATIENCE;
-    let receipt_seen_at = loop {
-        let export = hub.cli(&["export", &subject]).await;
-        let report: Value = serde_json::from_str(&export.stdout).unwrap();
-        if !report["erasure_receipt"].is_null() {
-            break Instant::now();
-        }
-        assert!(Instant::now() < deadline, "no receipt\n{}", hub.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (_, receipt_seen_at) = erasure_receipt(&hub, &subject).await;
     let calls = sink.calls();
     let mine = &by_subject(&calls)[&subject];
     let kinds: Vec<&str> = mine
@@ -298,16 +304,7 @@ async fn an_erasure_after_an_upsert_in_doubt_still_deletes(backend: Backend) {
         .await;
     let erase = hub.cli(&["erase", &subject]).await;
     assert!(erase.status.success(), "{erase:?}");
-    let deadline = Instant::now() + PATIENCE;
-    let receipt = loop {
-        let export = hub.cli(&["export", &subject]).await;
-        let report: Value = serde_json::from_str(&export.stdout).unwrap();
-        if !report["erasure_receipt"].is_null() {
-            break report["erasure_receipt"].clone();
-        }
-        assert!(Instant::now() < deadline, "no receipt\n{}", hub.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (receipt, _) = erasure_receipt(&hub, &subject).await;
     let calls = sink.calls();
     let by = by_subject(&calls);
     let kinds: Vec<&str> = by[&subject]

@@ -97,6 +97,25 @@ fn fit_for_use(conn: &mut sqlx::AnyConnection) -> bool {
     !conn.is_in_transaction()
 }
 
+/// What every pool of the store shares: at most `max` connections, waits
+/// of at most `timeout`, `setup` run on each new connection, and no
+/// connection handed out while still inside a transaction.
+fn pool_options(max: u32, timeout: Duration, setup: Option<&'static str>) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(timeout)
+        .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }));
+    match setup {
+        Some(sql) => options.after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(sql).await?;
+                Ok(())
+            })
+        }),
+        None => options,
+    }
+}
+
 impl SqlStore {
     /// Opens the database a URL names and brings its schema up to date,
     /// waiting at most `timeout` for a connection.
@@ -111,58 +130,25 @@ impl SqlStore {
                     Some(path) => Some(lock_for_migrations(&path).await?),
                     None => None,
                 };
-                let pool = AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(timeout)
-                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(SQLITE_PRAGMAS).await?;
-                            Ok(())
-                        })
-                    })
+                let pool = pool_options(8, timeout, Some(SQLITE_PRAGMAS))
                     .connect(&url)
                     .await?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await?;
                 drop(lock);
-                let bookkeeping = AnyPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(timeout)
-                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(SQLITE_BOOKKEEPING_PRAGMAS).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_lazy(&url)?;
                 // A second pool on an in-memory database would open another database.
-                let bookkeeping = if in_memory { pool.clone() } else { bookkeeping };
-                (
-                    pool,
-                    bookkeeping,
-                    Some(Arc::new(tokio::sync::Mutex::new(()))),
-                )
+                let bookkeeping = if in_memory {
+                    pool.clone()
+                } else {
+                    pool_options(2, timeout, Some(SQLITE_BOOKKEEPING_PRAGMAS)).connect_lazy(&url)?
+                };
+                let gate = Arc::new(tokio::sync::Mutex::new(()));
+                (pool, bookkeeping, Some(gate))
             }
             Dialect::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(timeout)
-                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
-                    .connect(url)
-                    .await?;
+                let pool = pool_options(16, timeout, None).connect(url).await?;
                 // sqlx's PostgreSQL migrator holds an advisory lock for the run.
                 sqlx::migrate!("migrations/postgres").run(&pool).await?;
-                let bookkeeping = AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(timeout)
-                    .before_acquire(|conn, _| Box::pin(async move { Ok(fit_for_use(conn)) }))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(POSTGRES_BOOKKEEPING_SETTINGS).await?;
-                            Ok(())
-                        })
-                    })
+                let bookkeeping = pool_options(8, timeout, Some(POSTGRES_BOOKKEEPING_SETTINGS))
                     .connect_lazy(url)?;
                 (pool, bookkeeping, None)
             }
