@@ -158,6 +158,56 @@ pub enum ClaimMode {
 const HELD_BACK: &str = "AND NOT EXISTS (SELECT 1 FROM destination_states s WHERE s.destination = $1 \
     AND (s.state = 'paused' OR s.throttled_until > {now}))";
 
+/// Hands back `destination`'s jobs whose lease ran out. A call whose lease
+/// ran out may have reached the vendor: it counts as a failed attempt (of
+/// the pair's pending job when it folds into one), which is what tells the
+/// planner that an erasure must go there. A cheap look first: leases rarely
+/// expire, and with a backlog on a table without fresh statistics the
+/// statements below can take PostgreSQL tens of milliseconds each (an
+/// EXISTS form of the first took seconds), which no claim should pay for
+/// nothing.
+async fn hand_back_expired(
+    tx: &mut WriteTx,
+    destination: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let expired: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM delivery_jobs WHERE destination = $1 AND status = 'running' \
+         AND locked_until < {now} LIMIT 1"
+    )))
+    .bind(destination)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if expired.is_none() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET attempt = 1 WHERE attempt = 0 AND id IN (SELECT p.id \
+         FROM delivery_jobs r JOIN delivery_jobs p ON p.destination = r.destination \
+         AND p.subject_id = r.subject_id AND p.status = 'pending' \
+         WHERE r.destination = $1 AND r.status = 'running' AND r.locked_until < {now})"
+    )))
+    .bind(destination)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
+         AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
+         AND p.subject_id = delivery_jobs.subject_id AND p.status = 'pending')"
+    )))
+    .bind(destination)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL, \
+         attempt = attempt + 1 WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
+    )))
+    .bind(destination)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Claims up to `limit` due pending jobs of `destination` for `lease`,
 /// skipping every pair with a delivery in flight. Jobs whose lease expired
 /// (their worker died or hung) are first handed back, as a failed attempt:
@@ -173,32 +223,7 @@ pub(super) async fn claim(
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
-    // A call whose lease ran out may have reached the vendor: it counts as
-    // a failed attempt (of the pair's pending job when it folds into one),
-    // which is what tells the planner that an erasure must go there.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET attempt = 1 WHERE destination = $1 AND status = 'pending' AND attempt = 0 \
-         AND EXISTS (SELECT 1 FROM delivery_jobs r WHERE r.destination = delivery_jobs.destination \
-         AND r.subject_id = delivery_jobs.subject_id AND r.status = 'running' AND r.locked_until < {now})"
-    )))
-    .bind(destination)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
-         AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
-         AND p.subject_id = delivery_jobs.subject_id AND p.status = 'pending')"
-    )))
-    .bind(destination)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL, \
-         attempt = attempt + 1 WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
-    )))
-    .bind(destination)
-    .execute(&mut *tx)
-    .await?;
+    hand_back_expired(&mut tx, destination, now).await?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE delivery_jobs SET status = 'running', locked_until = {now} + $2, lease_token = $3 \
          WHERE id IN (SELECT j.id FROM delivery_jobs j \
