@@ -140,7 +140,8 @@ async fn measure(
         args.concurrency,
         event,
     )
-    .await?;
+    .await
+    .context("posting webhooks to the API process")?;
     let arrivals = collector.await?;
     // Read while the children still run: /proc/PID goes with them.
     let peaks: Vec<(String, Option<u64>)> = children
