@@ -17,6 +17,7 @@ backend_tests!(
     converges_on_the_latest_version_under_concurrency,
     no_two_deliveries_of_one_subject_overlap_behind_a_slow_sink,
     an_erasure_waits_for_the_upsert_in_flight,
+    an_erasure_after_an_upsert_in_doubt_still_deletes,
     a_hanging_destination_does_not_hold_back_another,
     refused_credentials_pause_the_destination_not_the_jobs,
     batches_fill_under_a_burst_and_a_lone_change_goes_at_once,
@@ -272,6 +273,55 @@ async fn an_erasure_waits_for_the_upsert_in_flight(backend: Backend) {
     assert!(
         mine[1].0 >= mine[0].1,
         "the delete started after the upsert ended"
+    );
+}
+
+async fn an_erasure_after_an_upsert_in_doubt_still_deletes(backend: Backend) {
+    // Every upsert fails with a 503, which a vendor may answer after it
+    // stored the data; deletes are answered at once.
+    let sink = TimedSink::start(|body| {
+        if body["type"] == "profile.upserted" {
+            Answer::status(503)
+        } else {
+            Answer::ok()
+        }
+    })
+    .await;
+    let hub = TestHub::builder(backend)
+        .delivery("retry_base", "\"300ms\"")
+        .mapping("crm.yaml", plain_mapping("crm", &sink.url(), ""))
+        .start()
+        .await;
+    let reply = hub.send_ok(&versioned("doubt", 1, now_utc())).await;
+    let subject = reply["subject"].as_str().unwrap().to_string();
+    sink.wait(PATIENCE, "the first upsert", |calls| !calls.is_empty())
+        .await;
+    let erase = hub.cli(&["erase", &subject]).await;
+    assert!(erase.status.success(), "{erase:?}");
+    let deadline = Instant::now() + PATIENCE;
+    let receipt = loop {
+        let export = hub.cli(&["export", &subject]).await;
+        let report: Value = serde_json::from_str(&export.stdout).unwrap();
+        if !report["erasure_receipt"].is_null() {
+            break report["erasure_receipt"].clone();
+        }
+        assert!(Instant::now() < deadline, "no receipt\n{}", hub.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let calls = sink.calls();
+    let by = by_subject(&calls);
+    let kinds: Vec<&str> = by[&subject]
+        .iter()
+        .map(|(_, _, e)| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.last(),
+        Some(&"profile.deleted"),
+        "the upsert's outcome was unknown, so the erasure must reach the vendor: {kinds:?}"
+    );
+    assert!(
+        receipt.to_string().contains("crm"),
+        "the receipt names the destination: {receipt}"
     );
 }
 

@@ -813,6 +813,11 @@ async fn a_late_finish_after_the_lease_changes_nothing(s: &dyn Store) {
         .remove(0);
     assert_eq!(first.id, second.id, "the same job, reclaimed");
     assert_ne!(first.lease_token, second.lease_token);
+    assert_eq!(
+        (first.attempt, second.attempt),
+        (0, 1),
+        "a call whose lease ran out may have landed: it counts as an attempt"
+    );
     let late = s
         .finish(&[delivered(first, ActionKind::Upsert)])
         .await

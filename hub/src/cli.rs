@@ -60,11 +60,9 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<DestinationsCommand>,
     },
-    /// Queue every subject for one destination.
-    Backfill {
-        #[arg(long)]
-        destination: String,
-    },
+    /// Queue every subject for one destination, in batches; resumes an
+    /// unfinished run where it stopped. Progress on stderr.
+    Backfill(BackfillArgs),
     /// Measure webhooks in to deliveries out against a local sink.
     Bench(crate::demo::bench::BenchArgs),
     /// Measure the SCIM endpoint: user load, filtered lookups, PATCH rate.
@@ -72,6 +70,38 @@ pub enum Command {
     /// SCIM client tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Tools for tests and benchmarks.
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackfillArgs {
+    #[arg(long)]
+    pub destination: String,
+    /// Subjects per batch (one statement and one commit each).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Pause after each batch (e.g. 50ms); default: as long as the batch
+    /// took, so that ingest keeps at least half of the writer.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub pause: Option<std::time::Duration>,
+    /// Start over from the first subject, even if a run is unfinished.
+    #[arg(long)]
+    pub restart: bool,
+    /// The runner's lease, renewed by every batch (a killed run can be
+    /// resumed once it has run out).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s", hide = true)]
+    pub lease: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Create subjects seed-1 .. seed-N straight in the store (no webhooks).
+    Seed {
+        #[arg(long)]
+        subjects: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

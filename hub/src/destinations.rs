@@ -331,6 +331,7 @@ pub async fn reports<'a>(
     let list: Vec<&ActiveDestination> = destinations.into_iter().collect();
     let names: Vec<String> = list.iter().map(|d| d.mapping.name.clone()).collect();
     let reports = store.destination_reports(&names).await?;
+    let backfills = store.backfill_statuses(&names).await?;
     Ok(list
         .iter()
         .zip(reports)
@@ -339,6 +340,13 @@ pub async fn reports<'a>(
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("connector".into(), d.mapping.connector.clone().into());
                 obj.insert("enabled".into(), d.mapping.enabled.into());
+                // The latest backfill's cursor and counts: with `pending`,
+                // how far it has queued and how much is left to deliver.
+                let backfill = backfills.iter().find(|b| b.destination == d.mapping.name);
+                obj.insert(
+                    "backfill".into(),
+                    serde_json::to_value(backfill).unwrap_or_default(),
+                );
             }
             v
         })

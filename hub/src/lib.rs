@@ -20,6 +20,7 @@
 //!    later, dead-letters, waits on the vendor's asynchronous jobs, and
 //!    pauses or throttles the destination when the vendor says so.
 
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -43,7 +44,7 @@ use config::Config;
 use destinations::DestinationSet;
 use ingest::Ingestor;
 use metrics::Metrics;
-use store::{JobReason, Store, StoreError, now_ms};
+use store::{Store, StoreError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -159,7 +160,7 @@ pub async fn serve(
     let upkeep = role.runs_workers().then(|| {
         tokio::spawn(housekeeping::run(
             state.store.clone(),
-            state.config.privacy.clone(),
+            housekeeping::Upkeep::from_config(&state.config),
             stop_tx.subscribe(),
         ))
     });
@@ -186,26 +187,4 @@ pub async fn serve(
     let _ = writer.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Queues every live subject for `destination`; returns how many were queued.
-pub async fn backfill(store: &dyn Store, destination: &str) -> Result<u64, StoreError> {
-    let mut after: Option<String> = None;
-    let mut queued = 0;
-    loop {
-        let ids = store.subject_ids(after.as_deref(), 1000).await?;
-        let Some(last) = ids.last().cloned() else {
-            break;
-        };
-        for id in &ids {
-            if store
-                .enqueue(destination, id, JobReason::Backfill, now_ms())
-                .await?
-            {
-                queued += 1;
-            }
-        }
-        after = Some(last);
-    }
-    Ok(queued)
 }

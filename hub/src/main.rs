@@ -246,17 +246,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Backfill { destination } => {
-            let config = load_config(&cli)?;
-            let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
-            if !ok.iter().any(|d| &d.mapping.name == destination) {
-                bail!("no valid destination named {destination:?}");
-            }
-            let store = store::connect(&config.database_url).await?;
-            let n = hub::backfill(store.as_ref(), destination).await?;
-            println!("queued {n} subject(s) for {destination}");
+        Command::Backfill(args) => backfill(&cli, args).await,
+        Command::Dev(hub::cli::DevCommand::Seed { subjects }) => {
+            let store = store::connect(&load_config(&cli)?.database_url).await?;
+            let created = store.seed_subjects(*subjects).await?;
+            println!("created {created} subject(s)");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `hub backfill`: waits while another runner holds the destination, then
+/// runs (or resumes) its backfill with progress on stderr; Ctrl-C stops
+/// after the current batch and keeps the cursor.
+async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<ExitCode> {
+    use hub::backfill::{Backfill, BackfillError, BackfillOptions, progress::Progress};
+    let config = load_config(cli)?;
+    let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
+    let destination = &args.destination;
+    if !ok.iter().any(|d| &d.mapping.name == destination) {
+        bail!("no valid destination named {destination:?}");
+    }
+    let store = store::connect(&config.database_url).await?;
+    let options = BackfillOptions {
+        batch: args.batch as usize,
+        pause: args.pause,
+        lease: args.lease,
+        restart: args.restart,
+    };
+    let run = loop {
+        match Backfill::claim(store.clone(), destination, options).await {
+            Ok(run) => break run,
+            Err(BackfillError::Held { until }) => {
+                let left = until - now_ms();
+                eprintln!(
+                    "backfill {destination}: another runner holds it (its lease ends in {}s); waiting",
+                    (left.max(0) + 999) / 1000
+                );
+                let wait = left.clamp(100, 5_000);
+                tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut progress = Progress::for_stderr();
+    let status = run.run(|event| progress.show(event), stop).await?;
+    if status.state == store::BackfillState::Done {
+        println!("queued {} subject(s) for {destination}", status.queued);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "stopped after {} of {} subject(s) for {destination}; run again to resume",
+            status.queued, status.total
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 

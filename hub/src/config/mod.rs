@@ -12,6 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod retention;
+pub use retention::RetentionSettings;
+
 mod problems;
 mod role;
 pub use problems::ConfigProblem;
@@ -48,6 +51,8 @@ pub struct RawConfig {
     pub scim: ScimSettings,
     #[serde(default)]
     pub store: StoreSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// `[store]`: how long anything waits for the database.
@@ -401,6 +406,7 @@ pub struct Config {
     /// SCIM client name -> SHA-256 of its bearer token.
     pub scim_clients: BTreeMap<String, [u8; 32]>,
     pub store: StoreSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +429,7 @@ const SETTING_SECTIONS: &[&str] = &[
     "webhooks",
     "sources",
     "delivery",
+    "retention",
     "admin",
     "consent",
     "privacy",
@@ -543,6 +550,8 @@ impl RawConfig {
             },
         };
         let scim_clients = self.scim.validate(&mut errors);
+        self.retention
+            .validate(self.webhooks.tolerance, &mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 role: self.role,
@@ -558,6 +567,7 @@ impl RawConfig {
                 brands: self.brands,
                 scim_clients,
                 store: self.store,
+                retention: self.retention,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -580,6 +590,7 @@ impl Default for RawConfig {
             brands: BTreeMap::new(),
             scim: ScimSettings::default(),
             store: StoreSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -368,7 +368,7 @@ impl Driver {
         let mut settled_now = Vec::new();
         for job in jobs {
             let subject = subjects.get(&job.subject_id);
-            let (action, note) = match plan(Some(dest), subject) {
+            let (action, note) = match plan(Some(dest), subject, job.attempt > 0) {
                 Plan::Send(action) => (action, None),
                 Plan::Withdraw { action, missing } => (
                     action,

@@ -24,7 +24,14 @@ pub enum Plan {
     Skip(&'static str),
 }
 
-pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectState>) -> Plan {
+/// `in_doubt`: an earlier attempt of this job failed without a definite
+/// refusal (a timeout, a reset, a 5xx, a lease that ran out mid-call), so
+/// the vendor may have stored what it carried.
+pub fn plan(
+    destination: Option<&ActiveDestination>,
+    subject: Option<&SubjectState>,
+    in_doubt: bool,
+) -> Plan {
     let Some(dest) = destination.filter(|d| d.mapping.enabled) else {
         return Plan::Skip("destination removed or disabled");
     };
@@ -34,7 +41,12 @@ pub fn plan(destination: Option<&ActiveDestination>, subject: Option<&SubjectSta
     let held = subject.held_by(&dest.mapping.name);
     if subject.deleted || subject.erasing {
         // Only a destination that ever received the subject has anything to
-        // delete; `on_delete` says how (an erasure waits for it).
+        // delete; `on_delete` says how (an erasure waits for it). One that
+        // may have received it (in doubt) is asked to delete too: a delete
+        // of nothing is harmless, data left after a receipt is not. (A
+        // withdrawal in doubt sends nothing: it would hand the address to a
+        // vendor that may never have had it.)
+        let held = held.or(in_doubt.then_some(Held::Sent));
         return match (held, dest.mapping.on_delete) {
             (None, _) => Plan::Skip("subject deleted; never sent to this destination"),
             (Some(Held::Deleted), _) => Plan::Skip("subject deleted; already deleted here"),
@@ -130,6 +142,7 @@ mod tests {
         let Plan::Send(Action::Upsert(fields)) = plan(
             Some(&d),
             Some(&subject(&[("marketing_email", true)], None, false)),
+            false,
         ) else {
             panic!("expected an upsert")
         };
@@ -145,6 +158,7 @@ mod tests {
                 None,
                 false,
             )),
+            false,
         ) else {
             panic!()
         };
@@ -154,7 +168,7 @@ mod tests {
     #[test]
     fn missing_consent_suppresses_and_withdrawal_acts_once() {
         let d = destination("on_withdraw: unsubscribe\n");
-        let never_sent = plan(Some(&d), Some(&subject(&[], None, false)));
+        let never_sent = plan(Some(&d), Some(&subject(&[], None, false)), false);
         assert_eq!(
             never_sent,
             Plan::Suppressed {
@@ -168,6 +182,7 @@ mod tests {
                 Some(Held::Sent),
                 false,
             )),
+            false,
         );
         assert_eq!(
             holds_data,
@@ -183,6 +198,7 @@ mod tests {
                 Some(Held::Withdrawn),
                 false,
             )),
+            false,
         );
         assert!(
             matches!(already, Plan::Suppressed { .. }),
@@ -194,21 +210,54 @@ mod tests {
     fn deletes_reach_only_destinations_that_had_the_subject() {
         let d = destination("on_delete: delete\n");
         assert!(matches!(
-            plan(Some(&d), Some(&subject(&[], None, true))),
+            plan(Some(&d), Some(&subject(&[], None, true)), false),
             Plan::Skip(_)
         ));
         assert_eq!(
-            plan(Some(&d), Some(&subject(&[], Some(Held::Sent), true))),
+            plan(Some(&d), Some(&subject(&[], Some(Held::Sent), true)), false),
             Plan::Send(Action::Delete)
         );
         assert_eq!(
-            plan(Some(&d), Some(&subject(&[], Some(Held::Withdrawn), true))),
+            plan(
+                Some(&d),
+                Some(&subject(&[], Some(Held::Withdrawn), true)),
+                false
+            ),
             Plan::Send(Action::Delete)
         );
         assert!(matches!(
-            plan(Some(&d), Some(&subject(&[], Some(Held::Deleted), true))),
+            plan(
+                Some(&d),
+                Some(&subject(&[], Some(Held::Deleted), true)),
+                false
+            ),
             Plan::Skip(_)
         ));
+    }
+
+    #[test]
+    fn an_erasure_goes_where_an_attempt_may_have_landed_a_withdrawal_does_not() {
+        let d = destination("on_withdraw: unsubscribe\n");
+        assert_eq!(
+            plan(Some(&d), Some(&subject(&[], None, true)), true),
+            Plan::Send(Action::Delete),
+            "an earlier attempt failed in doubt: the vendor may hold the subject"
+        );
+        assert_eq!(
+            plan(
+                Some(&d),
+                Some(&subject(&[], Some(Held::Deleted), true)),
+                true
+            ),
+            Plan::Skip("subject deleted; already deleted here")
+        );
+        assert_eq!(
+            plan(Some(&d), Some(&subject(&[], None, false)), true),
+            Plan::Suppressed {
+                missing: vec!["marketing_email".into()]
+            },
+            "no unsubscribe that would give the address to a vendor that may not have it"
+        );
     }
 
     #[test]
@@ -217,14 +266,15 @@ mod tests {
         assert!(matches!(
             plan(
                 Some(&d),
-                Some(&subject(&[("marketing_email", true)], None, false))
+                Some(&subject(&[("marketing_email", true)], None, false)),
+                false
             ),
             Plan::Skip(_)
         ));
         assert!(matches!(
-            plan(None, Some(&subject(&[], None, false))),
+            plan(None, Some(&subject(&[], None, false)), false),
             Plan::Skip(_)
         ));
-        assert!(matches!(plan(Some(&d), None), Plan::Skip(_)));
+        assert!(matches!(plan(Some(&d), None, false), Plan::Skip(_)));
     }
 }

@@ -31,7 +31,7 @@ pub fn preview(
             .collect(),
         received: Default::default(),
     };
-    match plan(Some(dest), Some(&subject)) {
+    match plan(Some(dest), Some(&subject), false) {
         Plan::Send(action) => {
             serde_json::json!({ "destination": dest.mapping.name, "action": action })
         }

@@ -228,17 +228,56 @@ async fn resume_destination(
     ))
 }
 
+/// Starts (or resumes) the destination's backfill in the background and
+/// answers at once; `hub destinations` shows its progress.
 async fn backfill(
     _: Admin,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    use crate::backfill::{Backfill, BackfillError, BackfillOptions};
     known_destination(&state, &name)?;
-    let n = crate::backfill(state.store.as_ref(), &name)
-        .await
-        .map_err(internal)?;
-    state.wake.wake_all();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": n }))))
+    let run = match Backfill::claim(state.store.clone(), &name, BackfillOptions::default()).await {
+        Ok(run) => run,
+        Err(BackfillError::Store(e)) => return Err(internal(e)),
+        Err(BackfillError::Held { .. } | BackfillError::LeaseLost) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "Backfill already running",
+                "a backfill of this destination is running; `hub destinations` shows it"
+                    .to_string(),
+            ));
+        }
+    };
+    let status = run.status().clone();
+    let wake = state.wake.clone();
+    let destination = name.clone();
+    // No stop signal: a run cut short by shutdown keeps its cursor, and its
+    // lease runs out so that the next request resumes it.
+    let (_never, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut batches = 0u64;
+        let result = run
+            .run(
+                |_| {
+                    // Let the driver start on what is queued so far.
+                    batches += 1;
+                    if batches % 10 == 1 {
+                        wake.wake(&destination);
+                    }
+                },
+                stop,
+            )
+            .await;
+        wake.wake(&destination);
+        if let Err(e) = result {
+            tracing::error!(destination = %destination, error = %e, "backfill stopped");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "destination": name, "backfill": status })),
+    ))
 }
 
 fn unknown_subject() -> Problem {

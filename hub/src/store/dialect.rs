@@ -110,6 +110,29 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// Refreshes the planner's statistics of `table` (PostgreSQL only). A
+    /// walk over a table that was just bulk-loaded, before autovacuum has
+    /// analyzed it, is otherwise planned on stale counts: PostgreSQL then
+    /// scans a million rows per batch through a partial index instead of
+    /// reading a thousand in key order (285 ms instead of 0.3 ms a batch).
+    /// SQLite plans these walks on the primary key without statistics.
+    pub fn analyze(self, table: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!("ANALYZE {table}")),
+        }
+    }
+
+    /// The integer `expr` as decimal text, zero-padded to `width` digits.
+    pub fn zero_padded(self, expr: &str, width: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("printf('%0{width}d', {expr})"),
+            Dialect::Postgres => format!("lpad(CAST({expr} AS TEXT), {width}, '0')"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,8 +160,8 @@ const HELD_BACK: &str = "AND NOT EXISTS (SELECT 1 FROM destination_states s WHER
 
 /// Claims up to `limit` due pending jobs of `destination` for `lease`,
 /// skipping every pair with a delivery in flight. Jobs whose lease expired
-/// (their worker died or hung) are first handed back: folded into the
-/// pair's pending job, or made pending again.
+/// (their worker died or hung) are first handed back, as a failed attempt:
+/// folded into the pair's pending job, or made pending again.
 pub(super) async fn claim(
     store: &SqlStore,
     destination: &str,
@@ -173,6 +173,17 @@ pub(super) async fn claim(
     let now = d.now_ms();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
+    // A call whose lease ran out may have reached the vendor: it counts as
+    // a failed attempt (of the pair's pending job when it folds into one),
+    // which is what tells the planner that an erasure must go there.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE delivery_jobs SET attempt = 1 WHERE destination = $1 AND status = 'pending' AND attempt = 0 \
+         AND EXISTS (SELECT 1 FROM delivery_jobs r WHERE r.destination = delivery_jobs.destination \
+         AND r.subject_id = delivery_jobs.subject_id AND r.status = 'running' AND r.locked_until < {now})"
+    )))
+    .bind(destination)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
          AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
@@ -182,8 +193,8 @@ pub(super) async fn claim(
     .execute(&mut *tx)
     .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL \
-         WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
+        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL, \
+         attempt = attempt + 1 WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
     )))
     .bind(destination)
     .execute(&mut *tx)

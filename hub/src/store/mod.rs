@@ -7,7 +7,11 @@
 //! - `jobs`: the delivery queue, attempts, dead letters, what destinations hold.
 //! - `privacy`: access reports, erasure and its receipt, retention.
 //! - `scim`: SCIM Users and Groups.
+//! - `backfills`: queueing every subject for a destination, resumably.
+//! - `retention`: pruning the queue's history by age.
+//! - `seed`: made-up subjects for tests and benchmarks.
 
+mod backfills;
 mod batch;
 mod db;
 pub mod destinations;
@@ -15,13 +19,16 @@ pub mod dialect;
 mod jobs;
 pub mod models;
 mod privacy;
+mod retention;
 mod scim;
 mod scim_rows;
+mod seed;
 mod subjects;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use backfills::{BackfillClaim, BackfillState, BackfillStatus, BackfillStep};
 pub use db::SqlStore;
 pub use destinations::{
     DestinationReport, DestinationState, DestinationStatus, LastError, Pause, PausedBy,
@@ -29,7 +36,9 @@ pub use destinations::{
 pub use dialect::Dialect;
 pub use jobs::ClaimMode;
 pub use models::*;
+pub use retention::{PruneCutoffs, Pruned};
 pub use scim_rows::*;
+pub use seed::SEED_SOURCE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -252,6 +261,44 @@ pub trait Store: Send + Sync + 'static {
         &self,
         write: &ScimGroupWrite,
     ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError>;
+
+    // Backfills (SQL in `backfills.rs`), retention and seeding.
+
+    /// Takes the backfill lease of `destination` and returns the run to
+    /// continue (the unfinished one unless `restart`), or who holds it.
+    async fn claim_backfill(
+        &self,
+        destination: &str,
+        restart: bool,
+        lease: Duration,
+    ) -> Result<BackfillClaim, StoreError>;
+
+    /// Queues the next `batch` subjects of the run `token` holds, moves its
+    /// cursor and renews its lease, in one commit.
+    async fn backfill_step(
+        &self,
+        destination: &str,
+        token: &str,
+        batch: usize,
+        lease: Duration,
+    ) -> Result<BackfillStep, StoreError>;
+
+    /// Gives a backfill lease back; the cursor stays for the next run.
+    async fn release_backfill(&self, destination: &str, token: &str) -> Result<(), StoreError>;
+
+    /// The latest backfill of each named destination that had one.
+    async fn backfill_statuses(&self, names: &[String]) -> Result<Vec<BackfillStatus>, StoreError>;
+
+    /// Removes history past the cutoffs, `batch` rows per transaction.
+    async fn prune_history(
+        &self,
+        cutoffs: &PruneCutoffs,
+        batch: usize,
+    ) -> Result<Pruned, StoreError>;
+
+    /// Creates subjects `seed-1` .. `seed-N` (the missing ones), for tests
+    /// and benchmarks; returns how many were created.
+    async fn seed_subjects(&self, count: u64) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date (waiting
@@ -470,6 +517,45 @@ impl Store for SqlStore {
         write: &ScimGroupWrite,
     ) -> Result<ScimWriteOutcome<ScimGroupRecord>, StoreError> {
         self.scim_write_group_in(write).await
+    }
+
+    async fn claim_backfill(
+        &self,
+        destination: &str,
+        restart: bool,
+        lease: Duration,
+    ) -> Result<BackfillClaim, StoreError> {
+        backfills::claim(self, destination, restart, lease).await
+    }
+
+    async fn backfill_step(
+        &self,
+        destination: &str,
+        token: &str,
+        batch: usize,
+        lease: Duration,
+    ) -> Result<BackfillStep, StoreError> {
+        backfills::step(self, destination, token, batch, lease).await
+    }
+
+    async fn release_backfill(&self, destination: &str, token: &str) -> Result<(), StoreError> {
+        backfills::release(self, destination, token).await
+    }
+
+    async fn backfill_statuses(&self, names: &[String]) -> Result<Vec<BackfillStatus>, StoreError> {
+        backfills::statuses(self, names).await
+    }
+
+    async fn prune_history(
+        &self,
+        cutoffs: &PruneCutoffs,
+        batch: usize,
+    ) -> Result<Pruned, StoreError> {
+        retention::prune_history(self, cutoffs, batch).await
+    }
+
+    async fn seed_subjects(&self, count: u64) -> Result<u64, StoreError> {
+        seed::subjects(self, count).await
     }
 }
 

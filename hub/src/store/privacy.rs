@@ -318,10 +318,6 @@ impl SqlStore {
     }
 
     pub(super) async fn privacy_prune_attempts(&self, before: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM delivery_attempts WHERE created_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        super::retention::prune_attempts(self, before, 10_000).await
     }
 }
