@@ -1,6 +1,9 @@
 //! `hub bench`: pushes N signed webhooks through an in-process hub to the
 //! local sink and prints accepted/s, delivered/s and latencies, beside a bare
 //! HTTP loop posting the same payloads to the same sink (the ceiling).
+//! Scenario `one` adds p999 and the peak RSS ([`super::rss`]);
+//! `--workers N` runs it with the hub as child processes, one per role
+//! ([`super::bench_workers`]).
 //!
 //! The first scenario (`one`: one destination, one subject per webhook) is
 //! the README's table; [`super::bench_engine`] adds the others (batched,
