@@ -1,6 +1,9 @@
 //! `hub bench`: pushes N signed webhooks through an in-process hub to the
 //! local sink and prints accepted/s, delivered/s and latencies, beside a bare
 //! HTTP loop posting the same payloads to the same sink (the ceiling).
+//! Scenario `one` adds p999 and the peak RSS ([`super::rss`]);
+//! `--workers N` runs it with the hub as child processes, one per role
+//! ([`super::bench_workers`]).
 //!
 //! The first scenario (`one`: one destination, one subject per webhook) is
 //! the README's table; [`super::bench_engine`] adds the others (batched,
@@ -47,6 +50,11 @@ pub struct BenchArgs {
     /// `eight` as a control: the eighth destination is healthy too.
     #[arg(long)]
     pub no_hang: bool,
+    /// Instead of the in-process hub: run it as child processes of this
+    /// binary, one `hub serve --role api` and N `hub serve --role worker`,
+    /// on a fresh PostgreSQL database (scenario `one` only).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 /// The engine scenarios of `hub bench`.
@@ -195,13 +203,26 @@ pub(crate) async fn push(
     concurrency: usize,
     event: fn(usize) -> serde_json::Value,
 ) -> anyhow::Result<Intake> {
+    push_to(&hub.url, &hub.source_secret, client, n, concurrency, event).await
+}
+
+/// [`push`] to the hub at `url` (`http://HOST:PORT`) whose source
+/// [`SOURCE`] has `source_secret`.
+pub(crate) async fn push_to(
+    url: &str,
+    source_secret: &connectors::standard_webhooks::WebhookSecret,
+    client: &reqwest::Client,
+    n: usize,
+    concurrency: usize,
+    event: fn(usize) -> serde_json::Value,
+) -> anyhow::Result<Intake> {
     let sent_at: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
     let started = Instant::now();
     let c = client.clone();
     let sa = sent_at.clone();
-    let hub_url = format!("{}/webhooks/{SOURCE}", hub.url);
-    let source_secret = hub.source_secret.clone();
+    let hub_url = format!("{url}/webhooks/{SOURCE}");
+    let source_secret = source_secret.clone();
     let (elapsed, latencies) = drive(n, concurrency, move |i| {
         let id = format!("msg_bench_{i}");
         let request = signed_post(&c, &hub_url, &source_secret, &id, event(i).to_string());
@@ -298,6 +319,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return super::bench_connector::run(&args, name).await;
     }
     let n = args.n.max(1);
+    if args.workers.is_some() && !args.database.starts_with("postgres") {
+        anyhow::bail!(
+            "--workers runs one API and N worker processes on one database: it needs \
+             PostgreSQL (--database postgres://...); SQLite runs every part in one process"
+        );
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -311,7 +338,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("  ceiling (bare HTTP to the sink)  {ceiling:>9.0} req/s");
 
-    // 2. The hub, in this process, on the chosen database.
+    // 2. The hub as child processes, one per role.
+    if let Some(workers) = args.workers {
+        return super::bench_workers::run(&args, &client, n, ceiling, workers.into()).await;
+    }
+
+    // 3. The hub, in this process, on the chosen database.
     let mut one = None;
     if args.scenario.includes(Scenario::One) {
         one = Some(run_one(&args, &client, n, ceiling).await?);
@@ -330,10 +362,13 @@ async fn run_one(
     let sink = Sink::start(sink_secret.clone(), &[], true).await?;
     let counts = sink.counts.clone();
     let mapping = bench_mapping("bench-sink", &sink, &sink_secret);
+    // The high-water mark from here on: the hub's run, not the ceiling's.
+    super::rss::reset_own_peak();
     let hub = LocalHub::start(&args.database, &[("bench.yaml", mapping)], |_| {}).await?;
     let collector = collect(sink.rx, n, Duration::from_secs(300));
     let intake = push(&hub, client, n, args.concurrency, event).await?;
     let arrivals = collector.await?;
+    let peak = super::rss::peak_kib("self");
     hub.stop().await?;
 
     let delivered = arrivals.len();
@@ -344,22 +379,15 @@ async fn run_one(
     let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
     let accept_p99 = percentile(&intake.latencies, 0.99);
     println!("scenario one: one destination, one POST per change");
-    println!(
-        "  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms",
-        accepted / ceiling,
-        ms(percentile(&intake.latencies, 0.5)),
-        ms(accept_p99)
-    );
-    println!(
-        "  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms",
-        delivered_per_s / ceiling,
-        ms(percentile(&e2e, 0.5)),
-        ms(percentile(&e2e, 0.99))
-    );
+    print_rates(&intake, accepted, delivered_per_s, &e2e, ceiling);
     println!(
         "  delivered {delivered} of {n}   mean batch {:.2} events per call ({} calls)",
         counts.mean_batch(),
         counts.calls()
+    );
+    println!(
+        "  peak RSS (VmHWM) {}   (this process: hub, load generator and sink)",
+        super::rss::format_mib(peak)
     );
     anyhow::ensure!(
         delivered == n,
@@ -369,6 +397,31 @@ async fn run_one(
         delivered_per_s,
         accept_p99,
     })
+}
+
+/// The accepted and delivered lines of scenario `one`, in-process or as
+/// child processes.
+pub(crate) fn print_rates(
+    intake: &Intake,
+    accepted: f64,
+    delivered_per_s: f64,
+    e2e: &[Duration],
+    ceiling: f64,
+) {
+    println!(
+        "  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms",
+        accepted / ceiling,
+        ms(percentile(&intake.latencies, 0.5)),
+        ms(percentile(&intake.latencies, 0.99)),
+        ms(percentile(&intake.latencies, 0.999))
+    );
+    println!(
+        "  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms",
+        delivered_per_s / ceiling,
+        ms(percentile(e2e, 0.5)),
+        ms(percentile(e2e, 0.99)),
+        ms(percentile(e2e, 0.999))
+    );
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

@@ -27,7 +27,8 @@ pub struct LocalHub {
     _dir: tempfile::TempDir,
 }
 
-type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+pub(crate) type Cleanup =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 impl LocalHub {
     /// `database` is `sqlite` (a temporary file) or a `postgres://` URL, in
@@ -146,7 +147,7 @@ pub fn random_secret() -> WebhookSecret {
 }
 
 /// A temporary SQLite file, or a fresh database inside the PostgreSQL server.
-async fn prepare_database(
+pub(crate) async fn prepare_database(
     spec: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(String, Option<Cleanup>)> {

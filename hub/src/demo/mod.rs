@@ -4,7 +4,9 @@ pub mod bench;
 pub mod bench_connector;
 pub mod bench_engine;
 pub mod bench_scim;
+pub mod bench_workers;
 pub mod local;
+pub mod rss;
 pub mod sink;
 
 use crate::delivery::plan::{Plan, plan};
