@@ -11,10 +11,11 @@ use tokio::time::Instant;
 
 use crate::store::Store;
 
-/// Calls are paced this much under a vendor's limit (5%), so that the
+/// Calls are paced this much under a vendor's limit (10%), so that the
 /// jitter between our clock, the network and the vendor's (tens of ms on a
-/// busy host) cannot push any window over it.
-const PACING_MARGIN: f64 = 1.05;
+/// busy host, 100 ms and more on an overloaded one) cannot push any window
+/// over it.
+const PACING_MARGIN: f64 = 1.10;
 
 /// A reserved start time may be used this late; later it is dropped, so an
 /// idle spell or a late wakeup never turns reservations into a burst.
