@@ -73,6 +73,47 @@ async fn a_worker_serves_only_health_and_metrics_postgres() {
     api.send_ok(&profile_event("a-1", now_utc())).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(hub_pg),
+    ignore = "set HUB_TEST_DATABASE_URL to run the PostgreSQL variant"
+)]
+async fn a_worker_hears_of_a_change_at_once_postgres() {
+    let sink = TimedSink::start(|_| Answer::ok()).await;
+    // The poll alone would find each change only after up to 10 s.
+    let tune = |b: HubBuilder| {
+        b.mapping(
+            "crm.yaml",
+            crm_mapping("crm", &format!("http://{}/hook", sink.addr)),
+        )
+        .delivery("poll_interval", "\"10s\"")
+    };
+    let api = tune(TestHub::builder(Backend::Postgres).role("api"))
+        .start()
+        .await;
+    let worker = tune(TestHub::builder(Backend::Postgres).role("worker"))
+        .share_database(&api)
+        .start()
+        .await;
+    // Let the worker's first poll pass, so that only a wake-up can start it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, ext) in ["n-1", "n-2", "n-3"].iter().enumerate() {
+        let sent = Instant::now();
+        api.send_ok(&profile_event(ext, now_utc())).await;
+        sink.wait(Duration::from_secs(20), "the change", |calls| {
+            calls.len() > i
+        })
+        .await;
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "change {} reached the sink after {took:?}: the worker waited for its poll\n{}",
+            i + 1,
+            worker.log_text()
+        );
+    }
+}
+
 fn preload_faketime() -> &'static str {
     assert!(
         Path::new(FAKETIME_LIB).exists(),

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::delivery::Wakers;
 
+use crate::store::notify::Woken;
 use crate::store::{IngestItem, IngestOutcome, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<IngestOutcome, Arc<StoreError>>>;
@@ -134,20 +135,12 @@ async fn commit(store: &dyn Store, items: Vec<IngestItem>, replies: Vec<Reply>, 
 /// Wakes the drivers of the destinations that got jobs; an erasure also
 /// queues destinations that once held the subject, so it wakes them all.
 fn wake_destinations(items: &[IngestItem], wake: &Wakers) {
-    if items
-        .iter()
-        .any(|i| i.event.event_type == crate::event::EventType::ProfileDeleted)
-    {
-        wake.wake_all();
-        return;
-    }
-    let mut names: Vec<&str> = items
-        .iter()
-        .flat_map(|i| i.destinations.iter().map(String::as_str))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        wake.wake(name);
+    match Woken::by(items) {
+        Woken::Every => wake.wake_all(),
+        Woken::These(names) => {
+            for name in names {
+                wake.wake(name);
+            }
+        }
     }
 }

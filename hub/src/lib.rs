@@ -155,8 +155,26 @@ pub async fn serve(
         state.destinations.clone(),
         Duration::from_millis(500),
         state.config.vocabulary(),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    // Workers in other processes than the API hear of new jobs at once.
+    let on_postgres =
+        store::Dialect::from_url(&state.config.database_url) == Some(store::Dialect::Postgres);
+    let notifications = (role.runs_workers() && on_postgres).then(|| {
+        let url = state.config.database_url.clone();
+        let wakers = state.wake.clone();
+        tokio::spawn(async move {
+            store::notify::listen(
+                &url,
+                |name| match name {
+                    Some(name) => wakers.wake(name),
+                    None => wakers.wake_all(),
+                },
+                stop_rx,
+            )
+            .await
+        })
+    });
     let upkeep = role.runs_workers().then(|| {
         tokio::spawn(housekeeping::run(
             state.store.clone(),
@@ -180,6 +198,9 @@ pub async fn serve(
         let _ = task.await;
     }
     let _ = watcher.await;
+    if let Some(task) = notifications {
+        let _ = task.await;
+    }
     if let Some(task) = upkeep {
         let _ = task.await;
     }

@@ -18,6 +18,7 @@ pub mod destinations;
 pub mod dialect;
 mod jobs;
 pub mod models;
+pub mod notify;
 mod privacy;
 mod retention;
 mod scim;

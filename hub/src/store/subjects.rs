@@ -142,6 +142,9 @@ pub(super) async fn ingest(
         .max()
         .unwrap_or_default();
     jobs::queue_held_destinations(store.dialect, &mut tx, &writes.erased, now).await?;
+    if store.dialect == super::Dialect::Postgres {
+        super::notify::notify(&mut tx, &super::notify::Woken::by(items)).await?;
+    }
     tx.commit().await?;
     Ok(outcomes)
 }
