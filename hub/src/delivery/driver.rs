@@ -38,6 +38,7 @@ enum Returned {
     Sent {
         batch: Vec<Planned>,
         result: BatchResult,
+        sent_at: Instant,
         latency: Duration,
         saturated: bool,
         probe: bool,
@@ -478,6 +479,7 @@ impl Driver {
                 Returned::Sent {
                     batch,
                     result,
+                    sent_at: started,
                     latency: started.elapsed(),
                     saturated,
                     probe,
@@ -598,6 +600,7 @@ impl Driver {
             Returned::Sent {
                 batch,
                 result,
+                sent_at,
                 latency,
                 saturated,
                 probe,
@@ -605,9 +608,6 @@ impl Driver {
                 self.sends = self.sends.saturating_sub(1);
                 self.last_return = Some(Instant::now());
                 let verdict = Judge { latency, ..judge }.batch(batch, result);
-                let sent_at = Instant::now()
-                    .checked_sub(latency)
-                    .unwrap_or_else(Instant::now);
                 self.aimd
                     .observe(sent_at, latency, verdict.back_pressure, saturated);
                 (verdict, probe)

@@ -372,14 +372,9 @@ async fn run_one(
     hub.stop().await?;
 
     let delivered = arrivals.len();
-    let last = arrivals.values().max().copied().unwrap_or(intake.started);
-    let deliver_time = last.duration_since(intake.started);
-    let e2e = intake.to_delivery(&arrivals);
-    let accepted = intake.per_second();
-    let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
     let accept_p99 = percentile(&intake.latencies, 0.99);
     println!("scenario one: one destination, one POST per change");
-    print_rates(&intake, accepted, delivered_per_s, &e2e, ceiling);
+    let delivered_per_s = print_rates(&intake, &arrivals, ceiling);
     println!(
         "  delivered {delivered} of {n}   mean batch {:.2} events per call ({} calls)",
         counts.mean_batch(),
@@ -401,13 +396,17 @@ async fn run_one(
 
 /// The accepted and delivered lines of scenario `one`, in-process or as
 /// child processes.
+/// Prints the accepted and delivered lines of an intake whose deliveries
+/// arrived at the sink at `arrivals`; returns delivered/s.
 pub(crate) fn print_rates(
     intake: &Intake,
-    accepted: f64,
-    delivered_per_s: f64,
-    e2e: &[Duration],
+    arrivals: &HashMap<usize, Instant>,
     ceiling: f64,
-) {
+) -> f64 {
+    let last = arrivals.values().max().copied().unwrap_or(intake.started);
+    let delivered_per_s = arrivals.len() as f64 / last.duration_since(intake.started).as_secs_f64();
+    let e2e = intake.to_delivery(arrivals);
+    let accepted = intake.per_second();
     println!(
         "  accepted (202, committed)        {accepted:>9.0} /s   {:.3} of ceiling   accept p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms",
         accepted / ceiling,
@@ -418,10 +417,11 @@ pub(crate) fn print_rates(
     println!(
         "  delivered (signed, to the sink)  {delivered_per_s:>9.0} /s   {:.3} of ceiling   ingest-to-delivery p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms",
         delivered_per_s / ceiling,
-        ms(percentile(e2e, 0.5)),
-        ms(percentile(e2e, 0.99)),
-        ms(percentile(e2e, 0.999))
+        ms(percentile(&e2e, 0.5)),
+        ms(percentile(&e2e, 0.99)),
+        ms(percentile(&e2e, 0.999))
     );
+    delivered_per_s
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

@@ -152,16 +152,11 @@ async fn measure(
     let shares = worker_shares(client, &children[1..], arrivals.len()).await;
 
     let delivered = arrivals.len();
-    let last = arrivals.values().max().copied().unwrap_or(intake.started);
-    let deliver_time = last.duration_since(intake.started);
-    let e2e = intake.to_delivery(&arrivals);
-    let accepted = intake.per_second();
-    let delivered_per_s = delivered as f64 / deliver_time.as_secs_f64();
     println!(
         "scenario one as processes: 1 API (hub serve --role api) + {workers} worker{} (hub serve --role worker), one destination",
         if workers == 1 { "" } else { "s" }
     );
-    print_rates(&intake, accepted, delivered_per_s, &e2e, ceiling);
+    print_rates(&intake, &arrivals, ceiling);
     println!(
         "  delivered {delivered} of {n}   mean batch {:.2} events per call ({} calls)",
         counts.mean_batch(),
