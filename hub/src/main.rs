@@ -8,6 +8,11 @@ use hub::cli::{Cli, Command, ConsentCommand, DestinationsCommand, DlqCommand, Ma
 use hub::config::{Config, RawConfig, Role};
 use hub::store::{self, SubjectKey, now_ms};
 
+// glibc's malloc took about a tenth of the hub's CPU under load, mostly in
+// its arena locks and free lists (perf, docs/decisions.md §21).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and the benchmark narrate on stdout; keep their logs quiet.

@@ -9,6 +9,8 @@ use sqlx::any::AnyPoolOptions;
 
 use super::StoreError;
 use super::dialect::Dialect;
+use super::exec::WriteOp;
+use super::sqlite_writer::SqliteWriter;
 
 /// The store over either database. Every operation is written once, in the
 /// module of its aggregate (`subjects`, `jobs`, `privacy`, `scim`), with the
@@ -27,6 +29,9 @@ pub struct SqlStore {
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The longest wait for the write gate or a connection.
     timeout: Duration,
+    /// SQLite on a file: the thread that runs the hot write transactions
+    /// ([`SqlStore::transact`]). None on PostgreSQL and in memory.
+    writer: Option<SqliteWriter>,
 }
 
 /// How durable a write transaction's commit must be.
@@ -122,12 +127,12 @@ impl SqlStore {
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
-        let (pool, bookkeeping, write_gate) = match dialect {
+        let (pool, bookkeeping, write_gate, writer) = match dialect {
             Dialect::Sqlite => {
                 let (url, path) = sqlite_url(url)?;
                 let in_memory = path.is_none();
-                let lock = match path {
-                    Some(path) => Some(lock_for_migrations(&path).await?),
+                let lock = match &path {
+                    Some(path) => Some(lock_for_migrations(path).await?),
                     None => None,
                 };
                 let pool = pool_options(8, timeout, Some(SQLITE_PRAGMAS))
@@ -142,7 +147,11 @@ impl SqlStore {
                     pool_options(2, timeout, Some(SQLITE_BOOKKEEPING_PRAGMAS)).connect_lazy(&url)?
                 };
                 let gate = Arc::new(tokio::sync::Mutex::new(()));
-                (pool, bookkeeping, Some(gate))
+                let writer = match path {
+                    Some(path) if !in_memory => Some(SqliteWriter::start(path, gate.clone())?),
+                    _ => None,
+                };
+                (pool, bookkeeping, Some(gate), writer)
             }
             Dialect::Postgres => {
                 let pool = pool_options(16, timeout, None).connect(url).await?;
@@ -150,7 +159,7 @@ impl SqlStore {
                 sqlx::migrate!("migrations/postgres").run(&pool).await?;
                 let bookkeeping = pool_options(8, timeout, Some(POSTGRES_BOOKKEEPING_SETTINGS))
                     .connect_lazy(url)?;
-                (pool, bookkeeping, None)
+                (pool, bookkeeping, None, None)
             }
         };
         Ok(Self {
@@ -159,7 +168,24 @@ impl SqlStore {
             dialect,
             write_gate,
             timeout,
+            writer,
         })
+    }
+
+    /// Runs `op` in one write transaction as durable as `durability` says:
+    /// on the SQLite writer thread when there is one, else through sqlx.
+    pub(super) async fn transact<Op: WriteOp>(
+        &self,
+        durability: Durability,
+        op: Op,
+    ) -> Result<Op::Output, StoreError> {
+        if let Some(writer) = &self.writer {
+            return writer.run(durability, op, self.timeout).await;
+        }
+        let mut tx = self.begin_write_as(durability).await?;
+        let output = op.run(&mut tx).await?;
+        tx.commit().await?;
+        Ok(output)
     }
 
     /// Opens a write transaction. On SQLite, `BEGIN IMMEDIATE` takes the

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::db::{Durability, WriteTx};
+use super::db::Durability;
 use super::dialect::Dialect;
+use super::exec::{Exec, Param, WriteOp};
 use super::{
     AttemptRecord, DeadLetter, DeliveryJob, Finished, Held, Holding, JobReason, NextStep,
     PendingTicket, SqlStore, StoreError, StoreStats,
@@ -30,29 +31,33 @@ use super::{
 /// host whose clock runs ahead would otherwise queue jobs that no worker
 /// takes until the database's clock catches up. `now` (host time) only
 /// dates the job for the lag report.
-pub(super) async fn insert_job(
-    tx: &mut WriteTx,
+pub(super) async fn insert_job<E: Exec>(
+    exec: &mut E,
     destination: &str,
     subject_id: &str,
     reason: JobReason,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, \
          not_before, locked_until, first_enqueued_at) \
          VALUES ($1, $2, $3, $4, 'pending', 0, {clock}, NULL, $5) \
          ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
          DO UPDATE SET reason = delivery_jobs.reason",
-        clock = tx.dialect.now_ms()
-    )))
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(destination)
-    .bind(subject_id)
-    .bind(reason.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected())
+        clock = exec.dialect().now_ms()
+    );
+    let id = uuid::Uuid::now_v7().to_string();
+    exec.execute(
+        &sql,
+        &[
+            Param::from(&id),
+            destination.into(),
+            subject_id.into(),
+            reason.as_str().into(),
+            now.into(),
+        ],
+    )
+    .await
 }
 
 /// (subject, destination, held state, record id, identity JSON) for the
@@ -67,14 +72,19 @@ pub(super) async fn load_held<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let in_list = dialect.json_strings(1);
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(held_sql(dialect)))
+        .bind(id_list)
+        .fetch_all(executor)
+        .await?)
+}
+
+/// [`HeldRow`]s of the subjects in the JSON id list `$1`.
+fn held_sql(dialect: Dialect) -> String {
+    format!(
         "SELECT subject_id, destination, state, record_id, identity FROM destination_subjects \
-         WHERE subject_id IN ({in_list})"
-    )))
-    .bind(id_list)
-    .fetch_all(executor)
-    .await?)
+         WHERE subject_id IN ({})",
+        dialect.json_strings(1)
+    )
 }
 
 /// A [`HeldRow`] as the engine reads it; None for a state this version
@@ -93,18 +103,20 @@ pub(super) fn holding(row: &HeldRow) -> Option<Holding> {
 
 /// Queues every destination that ever received these subjects, enabled or
 /// not now: an erasure must reach all of them.
-pub(super) async fn queue_held_destinations(
-    dialect: Dialect,
-    tx: &mut WriteTx,
+pub(super) async fn queue_held_destinations<E: Exec>(
+    exec: &mut E,
     subject_ids: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
     if subject_ids.is_empty() {
         return Ok(());
     }
-    let held = load_held(dialect, &mut **tx, &serde_json::to_string(subject_ids)?).await?;
+    let list = serde_json::to_string(subject_ids)?;
+    let held: Vec<HeldRow> = exec
+        .rows(&held_sql(exec.dialect()), &[Param::from(&list)])
+        .await?;
     for (subject_id, destination, ..) in held {
-        insert_job(tx, &destination, &subject_id, JobReason::Change, now).await?;
+        insert_job(exec, &destination, &subject_id, JobReason::Change, now).await?;
     }
     Ok(())
 }
@@ -166,45 +178,43 @@ const HELD_BACK: &str = "AND NOT EXISTS (SELECT 1 FROM destination_states s WHER
 /// statements below can take PostgreSQL tens of milliseconds each (an
 /// EXISTS form of the first took seconds), which no claim should pay for
 /// nothing.
-async fn hand_back_expired(
-    tx: &mut WriteTx,
+async fn hand_back_expired<E: Exec>(
+    exec: &mut E,
     destination: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    let expired: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM delivery_jobs WHERE destination = $1 AND status = 'running' \
-         AND locked_until < {now} LIMIT 1"
-    )))
-    .bind(destination)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if expired.is_none() {
+    let expired: Vec<(String,)> = exec
+        .rows(
+            &format!(
+                "SELECT id FROM delivery_jobs WHERE destination = $1 AND status = 'running' \
+                 AND locked_until < {now} LIMIT 1"
+            ),
+            &[destination.into()],
+        )
+        .await?;
+    if expired.is_empty() {
         return Ok(());
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET attempt = 1 WHERE attempt = 0 AND id IN (SELECT p.id \
-         FROM delivery_jobs r JOIN delivery_jobs p ON p.destination = r.destination \
-         AND p.subject_id = r.subject_id AND p.status = 'pending' \
-         WHERE r.destination = $1 AND r.status = 'running' AND r.locked_until < {now})"
-    )))
-    .bind(destination)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
-         AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
-         AND p.subject_id = delivery_jobs.subject_id AND p.status = 'pending')"
-    )))
-    .bind(destination)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL, \
-         attempt = attempt + 1 WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
-    )))
-    .bind(destination)
-    .execute(&mut **tx)
-    .await?;
+    let statements = [
+        format!(
+            "UPDATE delivery_jobs SET attempt = 1 WHERE attempt = 0 AND id IN (SELECT p.id \
+             FROM delivery_jobs r JOIN delivery_jobs p ON p.destination = r.destination \
+             AND p.subject_id = r.subject_id AND p.status = 'pending' \
+             WHERE r.destination = $1 AND r.status = 'running' AND r.locked_until < {now})"
+        ),
+        format!(
+            "DELETE FROM delivery_jobs WHERE destination = $1 AND status = 'running' AND locked_until < {now} \
+             AND EXISTS (SELECT 1 FROM delivery_jobs p WHERE p.destination = delivery_jobs.destination \
+             AND p.subject_id = delivery_jobs.subject_id AND p.status = 'pending')"
+        ),
+        format!(
+            "UPDATE delivery_jobs SET status = 'pending', locked_until = NULL, lease_token = NULL, \
+             attempt = attempt + 1 WHERE destination = $1 AND status = 'running' AND locked_until < {now}"
+        ),
+    ];
+    for sql in &statements {
+        exec.execute(sql, &[destination.into()]).await?;
+    }
     Ok(())
 }
 
@@ -219,33 +229,58 @@ pub(super) async fn claim(
     lease: Duration,
     mode: ClaimMode,
 ) -> Result<Vec<DeliveryJob>, StoreError> {
-    let d = store.dialect;
-    let now = d.now_ms();
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
-    hand_back_expired(&mut tx, destination, now).await?;
-    let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE delivery_jobs SET status = 'running', locked_until = {now} + $2, lease_token = $3 \
-         WHERE id IN (SELECT j.id FROM delivery_jobs j \
-         WHERE j.destination = $1 AND j.status = 'pending' AND j.not_before <= {now} \
-         AND NOT EXISTS (SELECT 1 FROM delivery_jobs r WHERE r.destination = j.destination \
-         AND r.subject_id = j.subject_id AND r.status IN ('running', 'waiting')) \
-         {held_back} ORDER BY j.not_before LIMIT $4{skip}) \
-         RETURNING {JOB_COLUMNS}",
-        skip = d.skip_locked(),
-        held_back = match mode {
-            ClaimMode::Deliver => HELD_BACK.replace("{now}", now),
-            ClaimMode::Probe => String::new(),
-        },
-    )))
-    .bind(destination)
-    .bind(lease.as_millis() as i64)
-    .bind(&token)
-    .bind(limit as i64)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let op = Claim {
+        destination: destination.to_string(),
+        limit,
+        lease,
+        mode,
+        token: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let token = op.token.clone();
+    let rows = store.transact(Durability::Bookkeeping, op).await?;
     rows.into_iter().map(|r| job_from_row(r, &token)).collect()
+}
+
+struct Claim {
+    destination: String,
+    limit: usize,
+    lease: Duration,
+    mode: ClaimMode,
+    token: String,
+}
+
+impl WriteOp for Claim {
+    type Output = Vec<JobRow>;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Vec<JobRow>, StoreError> {
+        let d = exec.dialect();
+        let now = d.now_ms();
+        hand_back_expired(exec, &self.destination, now).await?;
+        let sql = format!(
+            "UPDATE delivery_jobs SET status = 'running', locked_until = {now} + $2, lease_token = $3 \
+             WHERE id IN (SELECT j.id FROM delivery_jobs j \
+             WHERE j.destination = $1 AND j.status = 'pending' AND j.not_before <= {now} \
+             AND NOT EXISTS (SELECT 1 FROM delivery_jobs r WHERE r.destination = j.destination \
+             AND r.subject_id = j.subject_id AND r.status IN ('running', 'waiting')) \
+             {held_back} ORDER BY j.not_before LIMIT $4{skip}) \
+             RETURNING {JOB_COLUMNS}",
+            skip = d.skip_locked(),
+            held_back = match self.mode {
+                ClaimMode::Deliver => HELD_BACK.replace("{now}", now),
+                ClaimMode::Probe => String::new(),
+            },
+        );
+        exec.rows(
+            &sql,
+            &[
+                Param::from(&self.destination),
+                (self.lease.as_millis() as i64).into(),
+                Param::from(&self.token),
+                (self.limit as i64).into(),
+            ],
+        )
+        .await
+    }
 }
 
 /// Claims up to `limit` waiting jobs of `destination` whose ticket is due
@@ -309,37 +344,56 @@ pub(super) async fn finish(store: &SqlStore, results: &[Finished]) -> Result<u64
     if results.is_empty() {
         return Ok(0);
     }
-    let d = store.dialect;
-    let now = super::now_ms();
-    let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
-    let tokens: HashSet<&str> = results.iter().map(|r| r.job.lease_token.as_str()).collect();
-    let tokens: Vec<&str> = tokens.into_iter().collect();
-    let mut tx = store.begin_write_as(Durability::Bookkeeping).await?;
-    let owned: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM delivery_jobs WHERE id IN ({}) AND lease_token IN ({}) RETURNING id",
-        d.json_strings(1),
-        d.json_strings(2)
-    )))
-    .bind(serde_json::to_string(&ids)?)
-    .bind(serde_json::to_string(&tokens)?)
-    .fetch_all(&mut *tx)
-    .await?;
-    let owned: HashSet<String> = owned.into_iter().map(|r| r.0).collect();
-    let mine: Vec<&Finished> = results
-        .iter()
-        .filter(|r| owned.contains(&r.job.id))
-        .collect();
-    write_attempts(d, &mut tx, &mine, now).await?;
-    write_holdings(d, &mut tx, &mine, now).await?;
-    write_next_steps(d, &mut tx, &mine, now).await?;
-    write_counts(d, &mut tx, &mine, now).await?;
-    tx.commit().await?;
-    Ok(owned.len() as u64)
+    let op = Finish {
+        results: results.to_vec(),
+    };
+    store.transact(Durability::Bookkeeping, op).await
 }
 
-async fn write_attempts(
+struct Finish {
+    results: Vec<Finished>,
+}
+
+impl WriteOp for Finish {
+    type Output = u64;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<u64, StoreError> {
+        let d = exec.dialect();
+        let now = super::now_ms();
+        let results = &self.results;
+        let ids: Vec<&str> = results.iter().map(|r| r.job.id.as_str()).collect();
+        let tokens: HashSet<&str> = results.iter().map(|r| r.job.lease_token.as_str()).collect();
+        let tokens: Vec<&str> = tokens.into_iter().collect();
+        let (ids, tokens) = (
+            serde_json::to_string(&ids)?,
+            serde_json::to_string(&tokens)?,
+        );
+        let owned: Vec<(String,)> = exec
+            .rows(
+                &format!(
+                    "DELETE FROM delivery_jobs WHERE id IN ({}) AND lease_token IN ({}) RETURNING id",
+                    d.json_strings(1),
+                    d.json_strings(2)
+                ),
+                &[Param::from(&ids), Param::from(&tokens)],
+            )
+            .await?;
+        let owned: HashSet<String> = owned.into_iter().map(|r| r.0).collect();
+        let mine: Vec<&Finished> = results
+            .iter()
+            .filter(|r| owned.contains(&r.job.id))
+            .collect();
+        write_attempts(d, exec, &mine, now).await?;
+        write_holdings(d, exec, &mine, now).await?;
+        write_next_steps(d, exec, &mine, now).await?;
+        write_counts(d, exec, &mine, now).await?;
+        Ok(owned.len() as u64)
+    }
+}
+
+async fn write_attempts<E: Exec>(
     d: Dialect,
-    tx: &mut WriteTx,
+    exec: &mut E,
     results: &[&Finished],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -377,23 +431,24 @@ async fn write_attempts(
             ("detail", "text"),
         ],
     );
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows_json = Value::Array(rows).to_string();
+    exec.execute(
+        &format!(
         "INSERT INTO delivery_attempts (job_id, destination, subject_id, attempt, action, outcome, \
          status_code, latency_ms, detail, created_at) \
          SELECT job_id, destination, subject_id, attempt, action, outcome, status_code, latency_ms, \
          detail, $2 FROM ({source}) AS x"
-    )))
-    .bind(Value::Array(rows).to_string())
-    .bind(now)
-    .execute(&mut **tx)
+        ),
+        &[Param::from(&rows_json), Param::from(now)],
+    )
     .await?;
     Ok(())
 }
 
 /// What each destination holds now, for the delivered (or confirmed) jobs.
-async fn write_holdings(
+async fn write_holdings<E: Exec>(
     d: Dialect,
-    tx: &mut WriteTx,
+    exec: &mut E,
     results: &[&Finished],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -431,26 +486,27 @@ async fn write_holdings(
     );
     // A vendor record id or identity once known is kept when an answer
     // carries none (a delete's answer rarely names the record).
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows_json = Value::Array(rows).to_string();
+    exec.execute(
+        &format!(
         "INSERT INTO destination_subjects (destination, subject_id, state, record_id, identity, updated_at) \
          SELECT destination, subject_id, state, record_id, identity, $2 FROM ({source}) AS x WHERE true \
          ON CONFLICT (destination, subject_id) DO UPDATE SET state = excluded.state, \
          record_id = COALESCE(excluded.record_id, destination_subjects.record_id), \
          identity = COALESCE(excluded.identity, destination_subjects.identity), \
          updated_at = excluded.updated_at"
-    )))
-    .bind(Value::Array(rows).to_string())
-    .bind(now)
-    .execute(&mut **tx)
+        ),
+        &[Param::from(&rows_json), Param::from(now)],
+    )
     .await?;
     Ok(())
 }
 
 /// Retries (merged into the pair's pending job), dead letters and waiting
 /// tickets: one statement each for the whole batch.
-async fn write_next_steps(
+async fn write_next_steps<E: Exec>(
     d: Dialect,
-    tx: &mut WriteTx,
+    exec: &mut E,
     results: &[&Finished],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -510,7 +566,9 @@ async fn write_next_steps(
                 ("first_enqueued_at", "bigint"),
             ],
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows_json = Value::Array(retries).to_string();
+        exec.execute(
+            &format!(
             "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
              locked_until, first_enqueued_at) \
              SELECT id, destination, subject_id, reason, 'pending', attempt, {clock} + delay, NULL, \
@@ -519,9 +577,9 @@ async fn write_next_steps(
              attempt = {max}(delivery_jobs.attempt, excluded.attempt), \
              not_before = {max}(delivery_jobs.not_before, excluded.not_before), \
              first_enqueued_at = {min}(delivery_jobs.first_enqueued_at, excluded.first_enqueued_at)"
-        )))
-        .bind(Value::Array(retries).to_string())
-        .execute(&mut **tx)
+            ),
+            &[Param::from(&rows_json)],
+        )
         .await?;
     }
     if !dead.is_empty() {
@@ -536,7 +594,9 @@ async fn write_next_steps(
                 ("detail", "text"),
             ],
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows_json = Value::Array(dead).to_string();
+        exec.execute(
+            &format!(
             "INSERT INTO dead_letters (id, destination, subject_id, attempts, status_code, detail, \
              created_at, replayed_at) \
              SELECT id, destination, subject_id, attempts, status_code, detail, $2, NULL \
@@ -544,10 +604,9 @@ async fn write_next_steps(
              ON CONFLICT (id) DO UPDATE SET attempts = excluded.attempts, \
              status_code = excluded.status_code, detail = excluded.detail, \
              created_at = excluded.created_at, replayed_at = NULL"
-        )))
-        .bind(Value::Array(dead).to_string())
-        .bind(now)
-        .execute(&mut **tx)
+            ),
+            &[Param::from(&rows_json), Param::from(now)],
+        )
         .await?;
     }
     if !waiting.is_empty() {
@@ -565,23 +624,25 @@ async fn write_next_steps(
                 ("ticket_item", "text"),
             ],
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows_json = Value::Array(waiting).to_string();
+        exec.execute(
+            &format!(
             "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
              locked_until, first_enqueued_at, ticket, ticket_item) \
              SELECT id, destination, subject_id, reason, 'waiting', attempt, {clock} + delay, NULL, \
              first_enqueued_at, ticket, ticket_item FROM ({source}) AS x"
-        )))
-        .bind(Value::Array(waiting).to_string())
-        .execute(&mut **tx)
+            ),
+            &[Param::from(&rows_json)],
+        )
         .await?;
     }
     Ok(())
 }
 
 /// Delivered and failed attempts per destination and minute.
-async fn write_counts(
+async fn write_counts<E: Exec>(
     d: Dialect,
-    tx: &mut WriteTx,
+    exec: &mut E,
     results: &[&Finished],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -614,15 +675,17 @@ async fn write_counts(
             ("failed", "bigint"),
         ],
     );
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO destination_counts (destination, minute, delivered, failed) \
+    let rows_json = Value::Array(rows).to_string();
+    exec.execute(
+        &format!(
+            "INSERT INTO destination_counts (destination, minute, delivered, failed) \
          SELECT destination, minute, delivered, failed FROM ({source}) AS x WHERE true \
          ON CONFLICT (destination, minute) DO UPDATE SET \
          delivered = destination_counts.delivered + excluded.delivered, \
          failed = destination_counts.failed + excluded.failed"
-    )))
-    .bind(Value::Array(rows).to_string())
-    .execute(&mut **tx)
+        ),
+        &[Param::from(&rows_json)],
+    )
     .await?;
     Ok(())
 }

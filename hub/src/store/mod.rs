@@ -16,6 +16,7 @@ mod batch;
 mod db;
 pub mod destinations;
 pub mod dialect;
+mod exec;
 mod jobs;
 pub mod models;
 pub mod notify;
@@ -24,6 +25,7 @@ mod retention;
 mod scim;
 mod scim_rows;
 mod seed;
+mod sqlite_writer;
 mod subjects;
 
 use std::sync::Arc;
@@ -45,6 +47,9 @@ pub use seed::SEED_SOURCE;
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite writer thread (`sqlite_writer`).
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored JSON is corrupt")]
@@ -62,6 +67,13 @@ impl StoreError {
     /// change can never commit and must not be retried: PostgreSQL SQLSTATE
     /// classes 22, 23 and 54; SQLite CONSTRAINT, TOOBIG and MISMATCH.
     pub fn is_refusal(&self) -> bool {
+        if let StoreError::Sqlite(e) = self {
+            use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
+            return matches!(
+                e.sqlite_error_code(),
+                Some(ConstraintViolation | TooBig | TypeMismatch)
+            );
+        }
         let StoreError::Database(sqlx::Error::Database(e)) = self else {
             return false;
         };

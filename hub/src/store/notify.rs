@@ -48,21 +48,21 @@ impl<'a> Woken<'a> {
 }
 
 /// Queues the notifications in `tx` (PostgreSQL); they go out at commit.
-pub(super) async fn notify(
-    tx: &mut super::db::WriteTx,
+pub(super) async fn notify<E: super::exec::Exec>(
+    exec: &mut E,
     woken: &Woken<'_>,
 ) -> Result<(), StoreError> {
     let payloads = woken.payloads();
     if payloads.is_empty() {
         return Ok(());
     }
+    let payloads = serde_json::to_string(&payloads)?;
     // pg_notify returns void, which the Any driver cannot decode: count it.
-    sqlx::query(
+    exec.execute(
         "SELECT COUNT(*) FROM (SELECT pg_notify('hub_jobs', value) \
          FROM json_array_elements_text(CAST($1 AS json))) AS sent",
+        &[super::exec::Param::from(&payloads)],
     )
-    .bind(serde_json::to_string(&payloads)?)
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }

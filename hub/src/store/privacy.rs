@@ -177,8 +177,7 @@ impl SqlStore {
         for destination in destinations {
             jobs::insert_job(&mut tx, destination, subject_id, JobReason::Change, now).await?;
         }
-        jobs::queue_held_destinations(self.dialect, &mut tx, &[subject_id.to_string()], now)
-            .await?;
+        jobs::queue_held_destinations(&mut tx, &[subject_id.to_string()], now).await?;
         sqlx::query(
             "INSERT INTO changes (subject_id, source, kind, message_id, attributes, occurred_at, received_at) \
              VALUES ($1, 'admin', 'profile_deleted', NULL, '[\"erasure\"]', $2, $2)",

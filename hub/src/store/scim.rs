@@ -355,13 +355,7 @@ impl SqlStore {
                 .bind(&w.id)
                 .execute(&mut *tx)
                 .await?;
-            jobs::queue_held_destinations(
-                self.dialect,
-                &mut tx,
-                std::slice::from_ref(&w.id),
-                w.now,
-            )
-            .await?;
+            jobs::queue_held_destinations(&mut tx, std::slice::from_ref(&w.id), w.now).await?;
             "profile_deleted"
         } else {
             Self::scim_set_consents(&mut tx, w).await?;

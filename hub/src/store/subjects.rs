@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::batch::{self, BatchSql};
+use super::db::Durability;
 use super::dialect::Dialect;
+use super::exec::{Exec, Param, WriteOp};
 use super::{
     Holding, IngestItem, IngestOutcome, SqlStore, StoreError, SubjectKey, SubjectState, jobs,
 };
@@ -65,88 +67,104 @@ pub(super) async fn ingest(
     store: &SqlStore,
     items: &[IngestItem],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
-    let sql = batch_sql(store.dialect);
-    let mut tx = store.begin_write().await?;
-    let fresh: Vec<(String, String)> = sqlx::query_as(sql.insert_messages.as_str())
-        .bind(batch::message_keys(items)?)
-        .fetch_all(&mut *tx)
-        .await?;
-    let rows: Vec<SubjectRowTuple> = sqlx::query_as(sql.load_subjects.as_str())
-        .bind(batch::subject_keys(items)?)
-        .fetch_all(&mut *tx)
-        .await?;
-    let ids: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::json!({ "id": r.0 }))
-        .collect();
-    let consent_rows: Vec<ConsentRowTuple> = sqlx::query_as(sql.load_consents.as_str())
-        .bind(serde_json::to_string(&ids)?)
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut existing = Vec::with_capacity(rows.len());
-    for (id, source, external_id, profile, version, last_occurred_at, deleted_at, created_at) in
-        rows
-    {
-        let profile = match serde_json::from_str(&profile)? {
-            serde_json::Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        existing.push(batch::SubjectRow {
-            id,
-            source,
-            external_id,
-            profile,
-            version,
-            last_occurred_at,
-            deleted_at,
-            created_at,
-            erase_requested_at: None,
-            updated_at: created_at,
-        });
-    }
-    let consents = consent_rows
-        .into_iter()
-        .map(
-            |(subject_id, purpose, brand, state, occurred_at, version, source)| {
-                (
-                    (subject_id, purpose, brand),
-                    batch::ConsentRow {
-                        state,
-                        occurred_at,
-                        version,
-                        source,
-                    },
-                )
-            },
-        )
-        .collect();
-    let (outcomes, writes) = batch::plan(items, fresh.into_iter().collect(), existing, consents)?;
-    let statements = [
-        (&sql.upsert_subjects, writes.subjects),
-        (&sql.upsert_consents, writes.consents),
-        (&sql.insert_ledger, writes.ledger),
-        (&sql.insert_changes, writes.changes),
-        (&sql.insert_jobs, writes.jobs),
-    ];
-    for (statement, rows) in statements {
-        if let Some(rows) = rows {
-            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                .bind(rows)
-                .execute(&mut *tx)
-                .await?;
+    let op = Ingest {
+        items: items.to_vec(),
+    };
+    store.transact(Durability::Acknowledged, op).await
+}
+
+/// One group commit: the batch's reads, its plan, its writes.
+struct Ingest {
+    items: Vec<IngestItem>,
+}
+
+impl WriteOp for Ingest {
+    type Output = Vec<IngestOutcome>;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Vec<IngestOutcome>, StoreError> {
+        let items = &self.items[..];
+        let dialect = exec.dialect();
+        let sql = batch_sql(dialect);
+        let message_keys = batch::message_keys(items)?;
+        let fresh: Vec<(String, String)> = exec
+            .rows(&sql.insert_messages, &[Param::from(&message_keys)])
+            .await?;
+        let subject_keys = batch::subject_keys(items)?;
+        let rows: Vec<SubjectRowTuple> = exec
+            .rows(&sql.load_subjects, &[Param::from(&subject_keys)])
+            .await?;
+        let ids: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({ "id": r.0 }))
+            .collect();
+        let ids = serde_json::to_string(&ids)?;
+        let consent_rows: Vec<ConsentRowTuple> =
+            exec.rows(&sql.load_consents, &[Param::from(&ids)]).await?;
+        let existing = rows
+            .into_iter()
+            .map(subject_row)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let consents = consent_rows.into_iter().map(consent_row).collect();
+        let (outcomes, writes) =
+            batch::plan(items, fresh.into_iter().collect(), existing, consents)?;
+        let statements = [
+            (&sql.upsert_subjects, writes.subjects),
+            (&sql.upsert_consents, writes.consents),
+            (&sql.insert_ledger, writes.ledger),
+            (&sql.insert_changes, writes.changes),
+            (&sql.insert_jobs, writes.jobs),
+        ];
+        for (statement, rows) in statements {
+            if let Some(rows) = rows {
+                exec.execute(statement, &[Param::from(&rows)]).await?;
+            }
         }
+        let now = items
+            .iter()
+            .map(|i| i.received_at)
+            .max()
+            .unwrap_or_default();
+        jobs::queue_held_destinations(exec, &writes.erased, now).await?;
+        if dialect == Dialect::Postgres {
+            super::notify::notify(exec, &super::notify::Woken::by(items)).await?;
+        }
+        Ok(outcomes)
     }
-    let now = items
-        .iter()
-        .map(|i| i.received_at)
-        .max()
-        .unwrap_or_default();
-    jobs::queue_held_destinations(store.dialect, &mut tx, &writes.erased, now).await?;
-    if store.dialect == super::Dialect::Postgres {
-        super::notify::notify(&mut tx, &super::notify::Woken::by(items)).await?;
-    }
-    tx.commit().await?;
-    Ok(outcomes)
+}
+
+fn subject_row(row: SubjectRowTuple) -> Result<batch::SubjectRow, StoreError> {
+    let (id, source, external_id, profile, version, last_occurred_at, deleted_at, created_at) = row;
+    let profile = match serde_json::from_str(&profile)? {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    Ok(batch::SubjectRow {
+        id,
+        source,
+        external_id,
+        profile,
+        version,
+        last_occurred_at,
+        deleted_at,
+        created_at,
+        erase_requested_at: None,
+        updated_at: created_at,
+    })
+}
+
+type ConsentKey = (String, String, String);
+
+fn consent_row(row: ConsentRowTuple) -> (ConsentKey, batch::ConsentRow) {
+    let (subject_id, purpose, brand, state, occurred_at, version, source) = row;
+    (
+        (subject_id, purpose, brand),
+        batch::ConsentRow {
+            state,
+            occurred_at,
+            version,
+            source,
+        },
+    )
 }
 
 /// The current state of these subjects (missing ids are absent): profile,
