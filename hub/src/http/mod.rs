@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> axum::Router {
             .merge(webhooks::router())
             .merge(admin::router())
             .merge(health::router())
-            .merge(scim::router()),
+            .merge(scim::router(state.clone())),
         state,
     )
 }
