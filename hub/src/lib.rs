@@ -34,6 +34,7 @@ pub mod input;
 pub mod metrics;
 pub mod scim_model;
 pub mod store;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,10 +15,6 @@ fn main() -> ExitCode {
         Command::Demo | Command::Bench(_) | Command::BenchScim(_) => "warn",
         _ => "info,sqlx=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(default_filter))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -26,13 +22,54 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let exporter = match start_tracing(&cli, default_filter, runtime.handle()) {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Buffered spans go out while the runtime that posts them still runs.
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
     }
+    code
+}
+
+/// Logs to stderr, and for `hub serve` with `[telemetry] otlp_endpoint`,
+/// spans to the collector. A configuration that does not load is left to
+/// the command to report.
+fn start_tracing(
+    cli: &Cli,
+    default_filter: &str,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<Option<hub::telemetry::Exporter>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let telemetry = match &cli.command {
+        Command::Serve { role } => load_serve_config(cli, *role)
+            .map(|c| c.telemetry)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let otlp = hub::telemetry::otlp_layer(&telemetry, runtime.clone())?;
+    let (layer, exporter) = match otlp {
+        Some((layer, exporter)) => (Some(layer), Some(exporter)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(log_filter(default_filter))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(layer)
+        .init();
+    Ok(exporter)
 }
 
 /// The log filter: `HUB_LOG` if set (it names this program only, so it

@@ -470,6 +470,10 @@ impl Driver {
             items = batch.len(),
             probe,
         );
+        crate::telemetry::join_traces(
+            &span,
+            batch.iter().filter_map(|p| p.job.traceparent.as_deref()),
+        );
         self.tasks.spawn(
             async move {
                 let items: Vec<Item> = batch.iter().map(|p| p.item.clone()).collect();

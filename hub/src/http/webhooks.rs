@@ -120,6 +120,11 @@ async fn accept(
         event,
         destinations: state.destinations.load().enabled_names(),
         received_at: now_ms(),
+        traceparent: if state.config.telemetry.enabled() {
+            crate::telemetry::current_traceparent()
+        } else {
+            None
+        },
     };
     // Bounded: a store that cannot commit (a full disk, a database that is
     // down) gets the source a 503 to retry, not a hanging request. The
