@@ -185,13 +185,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     destination,
                     id,
                     all,
+                    batch,
                 } => {
-                    if destination.is_none() && id.is_none() && !all {
-                        bail!("name --destination NAME, --id ID, or --all");
-                    }
-                    let n = store
-                        .replay_dead_letters(destination.as_deref(), id.as_deref(), now_ms())
-                        .await?;
+                    use hub::dlq::Selection;
+                    let selection = match (destination, id, all) {
+                        (Some(name), None, false) => Selection::Destination(name.clone()),
+                        (None, Some(id), false) => Selection::Id(id.clone()),
+                        (None, None, true) => Selection::All,
+                        (None, None, false) => {
+                            bail!("name --destination NAME, --id ID, or --all")
+                        }
+                        _ => bail!("name one of --destination NAME, --id ID and --all"),
+                    };
+                    let mut progress = hub::progress::Progress::for_stderr("dead letters");
+                    let n = hub::dlq::replay(store.as_ref(), &selection, *batch, |event| {
+                        hub::dlq::show(&mut progress, event)
+                    })
+                    .await?;
                     println!("replayed {n} dead letter(s)");
                 }
             }
@@ -297,7 +307,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// runs (or resumes) its backfill with progress on stderr; Ctrl-C stops
 /// after the current batch and keeps the cursor.
 async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<ExitCode> {
-    use hub::backfill::{Backfill, BackfillError, BackfillOptions, progress::Progress};
+    use hub::backfill::{Backfill, BackfillError, BackfillOptions};
+    use hub::progress::Progress;
     let config = load_config(cli)?;
     let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
     let destination = &args.destination;
@@ -331,8 +342,13 @@ async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<Ex
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let mut progress = Progress::for_stderr();
-    let status = run.run(|event| progress.show(event), stop).await?;
+    let mut progress = Progress::for_stderr("subjects");
+    let status = run
+        .run(
+            |event| hub::backfill::progress::show(&mut progress, event),
+            stop,
+        )
+        .await?;
     if status.state == store::BackfillState::Done {
         println!("queued {} subject(s) for {destination}", status.queued);
         Ok(ExitCode::SUCCESS)
