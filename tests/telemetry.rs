@@ -16,7 +16,10 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use sha2::Digest;
 
-backend_tests!(a_webhook_and_its_delivery_share_one_trace);
+backend_tests!(
+    a_webhook_and_its_delivery_share_one_trace,
+    without_an_endpoint_jobs_carry_no_trace_context,
+);
 
 const SCIM_TOKEN: &str = "telemetry-scim-token";
 /// The email of `profile_event`'s subject.
@@ -153,4 +156,20 @@ async fn a_webhook_and_its_delivery_share_one_trace(backend: Backend) {
             }
         }
     }
+}
+
+/// Without `otlp_endpoint` nothing is exported and jobs carry no trace
+/// context (the column stays NULL).
+async fn without_an_endpoint_jobs_carry_no_trace_context(backend: Backend) {
+    // A destination that never answers keeps the job in the queue.
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", crm_mapping("crm", &url_for(unused_addr())))
+        .start()
+        .await;
+    hub.send_ok(&profile_event("cust-0002", now_utc())).await;
+    let traceparents = hub
+        .db
+        .strings("SELECT COALESCE(traceparent, 'none') FROM delivery_jobs")
+        .await;
+    assert_eq!(traceparents, ["none"], "one job, without a trace context");
 }

@@ -160,6 +160,9 @@ fn outcome_index(outcome: AttemptOutcome) -> usize {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Held while a scrape sets the store gauges and encodes, so that two
+    /// scrapes at once never see each other's cleared families.
+    scrape: std::sync::Mutex<()>,
     webhooks_accepted: Counter,
     webhooks_duplicate: Counter,
     webhooks_rejected: Counter,
@@ -211,6 +214,7 @@ impl Metrics {
             dead_letters: Gauge::default(),
             subjects: Gauge::default(),
             registry: Registry::default(),
+            scrape: std::sync::Mutex::new(()),
         };
         let r = &mut registry;
         r.register(
@@ -379,6 +383,7 @@ impl Metrics {
         stats: Option<&StoreStats>,
         destinations: Option<&[DestinationReport]>,
     ) -> String {
+        let _scrape = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.jobs.clear();
         if let Some(s) = stats {
             for (status, n) in [
