@@ -94,6 +94,27 @@ async fn a_webhook_and_its_delivery_share_one_trace(backend: Backend) {
         .await;
     hub.send_ok(&profile_event("cust-0001", now_utc())).await;
     sink.wait_for(1, PATIENCE).await;
+    // A caller that is itself traced: the hub's spans join its trace.
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let body = serde_json::to_vec(&profile_event("cust-0003", now_utc())).unwrap();
+    let (id, ts) = ("msg-traced", chrono::Utc::now().timestamp());
+    let traced = hub
+        .http
+        .post(format!("{}/webhooks/{SOURCE}", hub.url))
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", source_secret().sign(id, ts, &body))
+        .header(
+            "traceparent",
+            format!("00-{caller_trace}-00f067aa0ba902b7-01"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.status(), 202);
+    sink.wait_for(2, PATIENCE).await;
     // A SCIM call with its bearer token, whose span must not hold it.
     let list = hub
         .http
@@ -117,16 +138,25 @@ async fn a_webhook_and_its_delivery_share_one_trace(backend: Backend) {
                 .find(|s| s.name == "receive" && s.trace_id == d.trace_id)
                 .cloned()
         });
+        let caller_seen = spans
+            .iter()
+            .filter(|s| hex::encode(&s.trace_id) == caller_trace)
+            .map(|s| s.name.as_str())
+            .collect::<std::collections::BTreeSet<_>>();
+        let caller_joined = ["request", "receive", "delivery"]
+            .iter()
+            .all(|n| caller_seen.contains(n));
         let scim_seen = spans.iter().any(|s| {
             s.name == "request"
                 && attributes(s).any(|kv| format!("{kv:?}").contains("/scim/v2/Users"))
         });
-        if let (Some(i), Some(d), true) = (ingest, delivery, scim_seen) {
+        if let (Some(i), Some(d), true, true) = (ingest, delivery, scim_seen, caller_joined) {
             break (i, d);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no receive and delivery spans in one trace (and a SCIM request span): {:#?}",
+            "no receive and delivery spans in one trace (a SCIM request span, and the \
+             traced caller's request, receive and delivery in its trace): {:#?}",
             spans
                 .iter()
                 .map(|s| (&s.name, hex::encode(&s.trace_id)))
