@@ -9,14 +9,13 @@
 //! ([`join_traces`]). Span fields never hold PII or secrets: routes are the
 //! matched pattern, subjects are hub ids, payloads are never recorded.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -105,35 +104,98 @@ impl HttpClient for RuntimeClient {
     }
 }
 
+/// Links a batch span keeps: enough to find the traces it served.
+const MAX_LINKS: usize = 32;
+
 /// The current span's trace context as a W3C `traceparent`, if it belongs
 /// to an exported trace.
 pub fn current_traceparent() -> Option<String> {
     let cx = tracing::Span::current().context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    carrier.remove("traceparent")
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
 }
 
-/// Joins a batch's span to the traces its jobs came from: the first
-/// valid context becomes the parent, the rest are links. Nothing happens
-/// (and nothing is parsed) for jobs queued without one.
+/// A W3C `traceparent` (`00-TRACEID-SPANID-FLAGS`) as a remote span
+/// context; `None` unless well formed with non-zero ids.
+pub fn parse_traceparent(text: &str) -> Option<SpanContext> {
+    let mut parts = text.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, len: usize| p.len() == len && p.bytes().all(|b| b.is_ascii_hexdigit());
+    if parts.next().is_some()
+        || version != "00"
+        || !hex(trace, 32)
+        || !hex(span, 16)
+        || !hex(flags, 2)
+    {
+        return None;
+    }
+    let sc = SpanContext::new(
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(span).ok()?,
+        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        TraceState::default(),
+    );
+    sc.is_valid().then_some(sc)
+}
+
+/// Joins a span to the traces its work came from: the first valid context
+/// becomes the parent, the next few are links. Nothing is parsed or
+/// allocated for work queued without one (telemetry off).
 pub fn join_traces<'a>(span: &tracing::Span, traceparents: impl IntoIterator<Item = &'a str>) {
-    let propagator = TraceContextPropagator::new();
     let mut parented = false;
-    for tp in traceparents {
-        let carrier = HashMap::from([("traceparent".to_string(), tp.to_string())]);
-        let cx = propagator.extract(&carrier);
-        let sc = cx.span().span_context().clone();
-        if !sc.is_valid() {
-            continue;
-        }
-        if parented {
+    let mut links = 0;
+    for sc in traceparents.into_iter().filter_map(parse_traceparent) {
+        if !parented {
+            parented = span
+                .set_parent(opentelemetry::Context::new().with_remote_span_context(sc))
+                .is_ok();
+            if !parented {
+                return;
+            }
+        } else if links < MAX_LINKS {
             span.add_link(sc);
+            links += 1;
         } else {
-            parented = span.set_parent(cx).is_ok();
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_parses_only_when_well_formed() {
+        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("the W3C example");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad:?}");
         }
     }
 }

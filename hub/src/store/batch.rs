@@ -96,6 +96,8 @@ struct JobWrite<'a> {
     destination: &'a str,
     subject_id: String,
     now: i64,
+    /// Left out when unset (telemetry off): the column reads NULL.
+    #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<&'a str>,
 }
 
