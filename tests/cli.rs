@@ -11,6 +11,7 @@ backend_tests!(
     hot_reload_keeps_good_mapping_and_picks_up_edits,
     sigterm_exits_zero_promptly,
     sigterm_finishes_in_flight_delivery,
+    dlq_replay_shows_plain_progress_lines_off_a_terminal,
 );
 
 fn broken(yaml: &str) -> String {
@@ -530,4 +531,64 @@ fn assert_points_at(output: &str, vendor: &str, what: &str) {
         !output.contains("dummy-secret-value"),
         "a secret in: {output}"
     );
+}
+
+/// Five dead letters replayed two at a time: stderr (not a terminal here)
+/// gets plain progress lines, and every letter is delivered again.
+async fn dlq_replay_shows_plain_progress_lines_off_a_terminal(backend: Backend) {
+    let sink = Sink::start().await;
+    sink.set_default(Reply::Status(400));
+    let hub = TestHub::builder(backend)
+        .mapping("crm.yaml", crm_mapping("crm", &sink.url()))
+        .start()
+        .await;
+    for i in 0..5 {
+        hub.send_ok(&profile_event(&format!("cust-dlq-{i}"), now_utc()))
+            .await;
+    }
+    sink.wait_for(5, PATIENCE).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = hub.cli(&["dlq", "list", "--destination", "crm"]).await;
+        let dead: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+        if dead.len() == 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "five dead letters: {dead:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    sink.set_default(Reply::Status(200));
+    let out = hub
+        .cli(&["dlq", "replay", "--destination", "crm", "--batch", "2"])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "replayed 5 dead letter(s)", "{out:?}");
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("dlq replay:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "dlq replay: 5 dead letter(s) to replay",
+            "dlq replay: 2 of 5 dead letters replayed (40%)",
+            "dlq replay: 4 of 5 dead letters replayed (80%)",
+            "dlq replay: 5 of 5 dead letters replayed (100%)",
+            "dlq replay: done, 5 dead letter(s) requeued",
+        ],
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "no terminal control codes off a terminal: {out:?}"
+    );
+    sink.wait_for(10, PATIENCE).await;
+    let out = hub.cli(&["dlq", "list", "--destination", "crm"]).await;
+    let dead: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert!(dead.is_empty(), "every letter was replayed: {dead:#?}");
+    let out = hub.cli(&["dlq", "replay", "--id", "no-such-id"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains("replayed 0"), "{out:?}");
 }

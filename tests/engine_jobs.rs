@@ -252,6 +252,7 @@ async fn ingest(store: &dyn Store, ext: &str) -> String {
             event,
             destinations: vec!["jobs".into()],
             received_at: store::now_ms(),
+            traceparent: None,
         }])
         .await
         .unwrap();

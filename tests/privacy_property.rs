@@ -224,6 +224,7 @@ impl World {
             event,
             destinations: self.names.clone(),
             received_at: store::now_ms(),
+            traceparent: None,
         };
         let out = self.store.ingest(&[item]).await.unwrap();
         if let IngestOutcome::Applied { subject_id, .. } = &out[0] {

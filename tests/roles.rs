@@ -292,6 +292,7 @@ fn upsert(ext: &str, destinations: &[&str], received_at: i64) -> IngestItem {
         event,
         destinations: destinations.iter().map(|s| s.to_string()).collect(),
         received_at,
+        traceparent: None,
     }
 }
 

@@ -110,6 +110,7 @@ fn item(id: &str, e: CanonicalEvent, destinations: &[&str]) -> IngestItem {
         event: e,
         destinations: destinations.iter().map(|s| s.to_string()).collect(),
         received_at: store::now_ms(),
+        traceparent: None,
     }
 }
 

@@ -138,6 +138,9 @@ pub enum DlqCommand {
         /// Every dead letter of every destination.
         #[arg(long)]
         all: bool,
+        /// Dead letters per step (progress is shown after each).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
     },
 }
 

@@ -26,14 +26,17 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod destinations;
+pub mod dlq;
 pub mod event;
 pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod input;
 pub mod metrics;
+pub mod progress;
 pub mod scim_model;
 pub mod store;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use hub::config::{Config, RawConfig, Role};
 use hub::store::{self, SubjectKey, now_ms};
 
 // glibc's malloc took about a tenth of the hub's CPU under load, mostly in
-// its arena locks and free lists (perf, docs/decisions.md §21).
+// its arena locks and free lists (perf, docs/decisions.md §24).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,10 +20,6 @@ fn main() -> ExitCode {
         Command::Demo | Command::Bench(_) | Command::BenchScim(_) => "warn",
         _ => "info,sqlx=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter(default_filter))
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,13 +27,54 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let exporter = match start_tracing(&cli, default_filter, runtime.handle()) {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Buffered spans go out while the runtime that posts them still runs.
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
     }
+    code
+}
+
+/// Logs to stderr, and for `hub serve` with `[telemetry] otlp_endpoint`,
+/// spans to the collector. A configuration that does not load is left to
+/// the command to report.
+fn start_tracing(
+    cli: &Cli,
+    default_filter: &str,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<Option<hub::telemetry::Exporter>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let telemetry = match &cli.command {
+        Command::Serve { role } => load_serve_config(cli, *role)
+            .map(|c| c.telemetry)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let otlp = hub::telemetry::otlp_layer(&telemetry, runtime.clone())?;
+    let (layer, exporter) = match otlp {
+        Some((layer, exporter)) => (Some(layer), Some(exporter)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(log_filter(default_filter))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(layer)
+        .init();
+    Ok(exporter)
 }
 
 /// The log filter: `HUB_LOG` if set (it names this program only, so it
@@ -153,13 +190,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     destination,
                     id,
                     all,
+                    batch,
                 } => {
-                    if destination.is_none() && id.is_none() && !all {
-                        bail!("name --destination NAME, --id ID, or --all");
-                    }
-                    let n = store
-                        .replay_dead_letters(destination.as_deref(), id.as_deref(), now_ms())
-                        .await?;
+                    use hub::dlq::Selection;
+                    let selection = match (destination, id, all) {
+                        (Some(name), None, false) => Selection::Destination(name.clone()),
+                        (None, Some(id), false) => Selection::Id(id.clone()),
+                        (None, None, true) => Selection::All,
+                        (None, None, false) => {
+                            bail!("name --destination NAME, --id ID, or --all")
+                        }
+                        _ => bail!("name one of --destination NAME, --id ID and --all"),
+                    };
+                    let mut progress = hub::progress::Progress::for_stderr("dead letters");
+                    let n = hub::dlq::replay(store.as_ref(), &selection, *batch, |event| {
+                        hub::dlq::show(&mut progress, event)
+                    })
+                    .await?;
                     println!("replayed {n} dead letter(s)");
                 }
             }
@@ -265,7 +312,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// runs (or resumes) its backfill with progress on stderr; Ctrl-C stops
 /// after the current batch and keeps the cursor.
 async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<ExitCode> {
-    use hub::backfill::{Backfill, BackfillError, BackfillOptions, progress::Progress};
+    use hub::backfill::{Backfill, BackfillError, BackfillOptions};
+    use hub::progress::Progress;
     let config = load_config(cli)?;
     let (ok, _) = hub::destinations::check_dir(&config.mappings, &config.vocabulary());
     let destination = &args.destination;
@@ -299,8 +347,13 @@ async fn backfill(cli: &Cli, args: &hub::cli::BackfillArgs) -> anyhow::Result<Ex
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let mut progress = Progress::for_stderr();
-    let status = run.run(|event| progress.show(event), stop).await?;
+    let mut progress = Progress::for_stderr("subjects");
+    let status = run
+        .run(
+            |event| hub::backfill::progress::show(&mut progress, event),
+            stop,
+        )
+        .await?;
     if status.state == store::BackfillState::Done {
         println!("queued {} subject(s) for {destination}", status.queued);
         Ok(ExitCode::SUCCESS)

@@ -17,8 +17,10 @@ pub use retention::RetentionSettings;
 
 mod problems;
 mod role;
+mod telemetry;
 pub use problems::ConfigProblem;
 pub use role::Role;
+pub use telemetry::{Telemetry, TelemetrySettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +55,8 @@ pub struct RawConfig {
     pub store: StoreSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// `[store]`: how long anything waits for the database.
@@ -407,6 +411,8 @@ pub struct Config {
     pub scim_clients: BTreeMap<String, [u8; 32]>,
     pub store: StoreSettings,
     pub retention: RetentionSettings,
+    /// Span export (OTLP); off unless `[telemetry] otlp_endpoint` is set.
+    pub telemetry: Telemetry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +442,7 @@ const SETTING_SECTIONS: &[&str] = &[
     "brands",
     "scim",
     "store",
+    "telemetry",
 ];
 
 impl RawConfig {
@@ -552,6 +559,7 @@ impl RawConfig {
         let scim_clients = self.scim.validate(&mut errors);
         self.retention
             .validate(self.webhooks.tolerance, &mut errors);
+        let telemetry = self.telemetry.validate(&mut errors);
         match (listen, errors.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 role: self.role,
@@ -568,6 +576,7 @@ impl RawConfig {
                 scim_clients,
                 store: self.store,
                 retention: self.retention,
+                telemetry,
             }),
             _ => Err(ConfigError::Invalid(errors)),
         }
@@ -591,6 +600,7 @@ impl Default for RawConfig {
             scim: ScimSettings::default(),
             store: StoreSettings::default(),
             retention: RetentionSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }

@@ -90,6 +90,7 @@ mod tests {
                 first_enqueued_at: 0,
                 lease_token: "t".into(),
                 ticket: None,
+                traceparent: None,
             },
             item: Item {
                 subject_id: format!("s{n}"),

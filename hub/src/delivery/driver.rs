@@ -23,6 +23,7 @@ use super::limits::{Aimd, Gate, SharedRateLimit};
 use super::plan::{Plan, plan};
 use super::recorder::Recorder;
 use crate::destinations::ActiveDestination;
+use crate::metrics::DestinationMetrics;
 use crate::store::{
     AttemptOutcome, ClaimMode, DeliveryJob, DestinationState, DestinationStatus, PausedBy,
     SubjectState, now_ms,
@@ -70,6 +71,8 @@ pub(super) struct Driver {
     /// Nothing was due at the last claim: wait for a wake or this time.
     idle_until: Option<Instant>,
     recorder: Recorder,
+    /// This destination's series, taken once: counting is an atomic add.
+    metrics: DestinationMetrics,
 }
 
 impl Driver {
@@ -96,6 +99,7 @@ impl Driver {
             last_return: None,
             idle_until: None,
             recorder,
+            metrics: shared.metrics.destination(name),
             wake,
             shared,
         }
@@ -405,6 +409,9 @@ impl Driver {
                 claimed_at,
             });
         }
+        for f in &settled_now {
+            self.metrics.outcome(f.outcome);
+        }
         self.recorder.submit(settled_now);
     }
 
@@ -462,6 +469,10 @@ impl Driver {
             connector = %dest.mapping.connector,
             items = batch.len(),
             probe,
+        );
+        crate::telemetry::join_traces(
+            &span,
+            batch.iter().filter_map(|p| p.job.traceparent.as_deref()),
         );
         self.tasks.spawn(
             async move {
@@ -607,6 +618,7 @@ impl Driver {
             } => {
                 self.sends = self.sends.saturating_sub(1);
                 self.last_return = Some(Instant::now());
+                self.metrics.call(latency, batch.len());
                 let verdict = Judge { latency, ..judge }.batch(batch, result);
                 self.aimd
                     .observe(sent_at, latency, verdict.back_pressure, saturated);
@@ -623,7 +635,7 @@ impl Driver {
         };
         self.act_on_signal(dest, &verdict, probe).await;
         for f in verdict.finished.iter().filter(|f| f.attempted) {
-            self.shared.metrics.record_attempt(f.outcome);
+            self.metrics.outcome(f.outcome);
             tracing::debug!(
                 destination = %self.name,
                 subject = %f.job.subject_id,

@@ -48,10 +48,22 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> 
     }
 }
 
+/// The exposition, with queue gauges read from the store now: every
+/// loaded destination's depth, lag and pause, whichever process delivers it.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let stats = state.store.stats().await.ok();
+    let names: Vec<String> = state
+        .destinations
+        .load()
+        .iter()
+        .map(|d| d.mapping.name.clone())
+        .collect();
+    let reports = state.store.destination_reports(&names).await.ok();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(stats.as_ref()),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(stats.as_ref(), reports.as_deref()),
     )
 }

@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> axum::Router {
             .merge(webhooks::router())
             .merge(admin::router())
             .merge(health::router())
-            .merge(scim::router()),
+            .merge(scim::router(state.clone())),
         state,
     )
 }
@@ -35,20 +35,31 @@ pub fn worker_router(state: AppState) -> axum::Router {
     layered(health::router(), state)
 }
 
-/// The fallback, the URL check and the trace span every route gets.
+/// The fallback, the URL check and the trace span every route gets. With
+/// span export on, a caller's W3C `traceparent` header makes the request
+/// span part of the caller's trace.
 fn layered(routes: axum::Router<AppState>, state: AppState) -> axum::Router {
+    let join_callers = state.config.telemetry.enabled();
     routes
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not found", None) })
         .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(
             // The matched route, never the raw URI: query strings can hold PII.
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
                 let route = req
                     .extensions()
                     .get::<MatchedPath>()
                     .map(|m| m.as_str().to_owned())
                     .unwrap_or_else(|| "unmatched".into());
-                tracing::info_span!("request", method = %req.method(), route = %route)
+                let span = tracing::info_span!("request", method = %req.method(), route = %route);
+                if join_callers {
+                    let caller = req
+                        .headers()
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok());
+                    crate::telemetry::join_traces(&span, caller);
+                }
+                span
             }),
         )
         .with_state(state)

@@ -1,8 +1,6 @@
 //! `POST /webhooks/{source}`: a signed canonical event in, 202 once the change
 //! and its delivery jobs are committed.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -16,6 +14,7 @@ use super::problem::Problem;
 use crate::AppState;
 use crate::event::{CanonicalEvent, EventError, EventRules};
 use crate::ingest::IngestError;
+use crate::metrics::{IngestOutcome as Counted, IngestSource};
 use crate::store::{IngestItem, IngestOutcome, now_ms};
 
 pub fn router() -> axum::Router<AppState> {
@@ -29,16 +28,19 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    let started = std::time::Instant::now();
     let result = accept(&state, &source, &headers, body).await;
-    let m = &state.metrics;
-    match &result {
-        Ok((_, true)) => m.webhooks_duplicate.fetch_add(1, Ordering::Relaxed),
-        Ok((_, false)) => m.webhooks_accepted.fetch_add(1, Ordering::Relaxed),
+    let counted = match &result {
+        Ok((_, true)) => Counted::Duplicate,
+        Ok((_, false)) => Counted::Accepted,
         Err(p) => {
             tracing::debug!(status = p.status, title = p.title, "webhook refused");
-            m.webhooks_rejected.fetch_add(1, Ordering::Relaxed)
+            Counted::Rejected
         }
     };
+    state
+        .metrics
+        .ingest(IngestSource::Webhook, counted, started.elapsed());
     let (outcome, duplicate) = result?;
     let mut body = json!({ "status": "accepted", "duplicate": duplicate });
     if let IngestOutcome::Applied { subject_id, .. } | IngestOutcome::Stale { subject_id } =
@@ -118,6 +120,11 @@ async fn accept(
         event,
         destinations: state.destinations.load().enabled_names(),
         received_at: now_ms(),
+        traceparent: if state.config.telemetry.enabled() {
+            crate::telemetry::current_traceparent()
+        } else {
+            None
+        },
     };
     // Bounded: a store that cannot commit (a full disk, a database that is
     // down) gets the source a 503 to retry, not a hanging request. The

@@ -96,6 +96,9 @@ struct JobWrite<'a> {
     destination: &'a str,
     subject_id: String,
     now: i64,
+    /// Left out when unset (telemetry off): the column reads NULL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 /// The batch's writes, each a JSON array ready to bind (None when empty).
@@ -307,6 +310,7 @@ pub(crate) fn plan(
                     destination,
                     subject_id: subject_id.clone(),
                     now,
+                    traceparent: item.traceparent.as_deref(),
                 });
             }
         }
@@ -432,7 +436,13 @@ impl BatchSql {
             ("occurred_at", I),
             ("received_at", I),
         ]);
-        let jobs = from_json(&[("id", T), ("destination", T), ("subject_id", T), ("now", I)]);
+        let jobs = from_json(&[
+            ("id", T),
+            ("destination", T),
+            ("subject_id", T),
+            ("now", I),
+            ("traceparent", T),
+        ]);
         Self {
             insert_messages: format!(
                 "INSERT INTO inbound_messages (source, message_id, received_at) \
@@ -478,8 +488,8 @@ impl BatchSql {
             // due by the database's clock: see `jobs::insert_job`.
             insert_jobs: format!(
                 "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
-                 locked_until, first_enqueued_at) SELECT id, destination, subject_id, 'change', 'pending', 0, \
-                 {clock}, NULL, now FROM ({jobs}) AS x WHERE true \
+                 locked_until, first_enqueued_at, traceparent) SELECT id, destination, subject_id, 'change', \
+                 'pending', 0, {clock}, NULL, now, traceparent FROM ({jobs}) AS x WHERE true \
                  ON CONFLICT (destination, subject_id) WHERE status = 'pending' \
                  DO UPDATE SET reason = delivery_jobs.reason",
                 clock = dialect.now_ms()

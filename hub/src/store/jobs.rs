@@ -130,13 +130,24 @@ type JobRow = (
     i64,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
-const JOB_COLUMNS: &str =
-    "id, destination, subject_id, reason, attempt, first_enqueued_at, ticket, ticket_item";
+const JOB_COLUMNS: &str = "id, destination, subject_id, reason, attempt, first_enqueued_at, ticket, \
+     ticket_item, traceparent";
 
 fn job_from_row(row: JobRow, token: &str) -> Result<DeliveryJob, StoreError> {
-    let (id, destination, subject_id, reason, attempt, first_enqueued_at, ticket, item) = row;
+    let (
+        id,
+        destination,
+        subject_id,
+        reason,
+        attempt,
+        first_enqueued_at,
+        ticket,
+        item,
+        traceparent,
+    ) = row;
     let reason = JobReason::parse(&reason).ok_or(StoreError::Corrupt("delivery_jobs.reason"))?;
     let ticket = match (ticket, item) {
         (Some(ticket), Some(item)) => Some(PendingTicket {
@@ -154,6 +165,7 @@ fn job_from_row(row: JobRow, token: &str) -> Result<DeliveryJob, StoreError> {
         first_enqueued_at,
         lease_token: token.to_string(),
         ticket,
+        traceparent,
     })
 }
 
@@ -525,6 +537,7 @@ async fn write_next_steps<E: Exec>(
                 "attempt": job.attempt + i64::from(*counted),
                 "delay": after.as_millis() as i64,
                 "first_enqueued_at": job.first_enqueued_at,
+                "traceparent": job.traceparent,
             })),
             NextStep::DeadLetter => dead.push(json!({
                 "id": job.id,
@@ -564,15 +577,16 @@ async fn write_next_steps<E: Exec>(
                 ("attempt", "bigint"),
                 ("delay", "bigint"),
                 ("first_enqueued_at", "bigint"),
+                ("traceparent", "text"),
             ],
         );
         let rows_json = Value::Array(retries).to_string();
         exec.execute(
             &format!(
             "INSERT INTO delivery_jobs (id, destination, subject_id, reason, status, attempt, not_before, \
-             locked_until, first_enqueued_at) \
+             locked_until, first_enqueued_at, traceparent) \
              SELECT id, destination, subject_id, reason, 'pending', attempt, {clock} + delay, NULL, \
-             first_enqueued_at FROM ({source}) AS x WHERE true \
+             first_enqueued_at, traceparent FROM ({source}) AS x WHERE true \
              ON CONFLICT (destination, subject_id) WHERE status = 'pending' DO UPDATE SET \
              attempt = {max}(delivery_jobs.attempt, excluded.attempt), \
              not_before = {max}(delivery_jobs.not_before, excluded.not_before), \

@@ -14,6 +14,9 @@ pub struct IngestItem {
     pub event: CanonicalEvent,
     pub destinations: Vec<String>,
     pub received_at: i64,
+    /// The request's W3C trace context, when tracing is exported: its
+    /// delivery jobs carry it to the worker.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +83,8 @@ pub struct DeliveryJob {
     pub lease_token: String,
     /// Set for a delivery the vendor runs as an asynchronous job.
     pub ticket: Option<PendingTicket>,
+    /// The W3C trace context of the request that queued it (tracing on).
+    pub traceparent: Option<String>,
 }
 
 /// An asynchronous vendor job a delivery waits on.

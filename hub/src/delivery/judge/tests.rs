@@ -24,6 +24,7 @@ fn job(n: usize, attempt: i64) -> DeliveryJob {
         first_enqueued_at: 1_000,
         lease_token: "t".into(),
         ticket: None,
+        traceparent: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod groups;
+mod metrics;
 mod resource;
 pub mod users;
 
@@ -22,7 +23,8 @@ pub use error::ScimResponse;
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-pub fn router() -> axum::Router<AppState> {
+/// The SCIM routes, each request counted (`metrics.rs`).
+pub fn router(state: AppState) -> axum::Router<AppState> {
     let scim = axum::Router::new()
         .merge(users::router())
         .merge(groups::router())
@@ -30,7 +32,9 @@ pub fn router() -> axum::Router<AppState> {
         .merge(bulk::router())
         .route("/.search", axum::routing::post(resource::root_search))
         .fallback(|| async { ScimError::NotFound("no such SCIM endpoint".into()) });
-    axum::Router::new().nest("/scim/v2", scim)
+    axum::Router::new()
+        .nest("/scim/v2", scim)
+        .layer(axum::middleware::from_fn_with_state(state, metrics::count))
 }
 
 /// A request's JSON body: `application/scim+json` or `application/json`
