@@ -27,8 +27,9 @@ pub struct DeadLetterView {
     /// The vendor's last answer: its HTTP status and what it said (as the
     /// connector reported it), or why no call was possible.
     pub vendor_answer: VendorAnswer,
-    /// Attempts of this subject at this destination, newest first.
-    pub attempts: Vec<AttemptRecord>,
+    /// Attempts of this subject at this destination, newest first (the
+    /// dead letter's own `attempts` is their count).
+    pub recent_attempts: Vec<AttemptRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -46,7 +47,7 @@ pub async fn get(state: &AppState, id: &str) -> AdminResult<DeadLetterView> {
         .dead_letter(id)
         .await?
         .ok_or(AdminError::UnknownDeadLetter)?;
-    let attempts = state
+    let recent_attempts = state
         .store
         .attempts(Some(&dead_letter.subject_id), ATTEMPTS_SHOWN * 10)
         .await?
@@ -60,7 +61,7 @@ pub async fn get(state: &AppState, id: &str) -> AdminResult<DeadLetterView> {
             detail: dead_letter.detail.clone(),
         },
         dead_letter,
-        attempts,
+        recent_attempts,
     })
 }
 

@@ -18,7 +18,7 @@ pub struct SubjectList {
 
 /// Subjects whose hub id, `externalId` or e-mail is `q`.
 pub async fn search(state: &AppState, q: &str, limit: i64) -> AdminResult<SubjectList> {
-    if q.trim().is_empty() {
+    if q.is_empty() {
         return Err(AdminError::Invalid(
             "q must name a hub id, an externalId or an e-mail address".into(),
         ));

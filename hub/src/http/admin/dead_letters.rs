@@ -46,28 +46,43 @@ async fn list(
     ))
 }
 
-/// Which dead letters to replay: name a destination, an id, or set `all`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// Every dead letter of one destination.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayRequest {
-    destination: Option<String>,
-    id: Option<String>,
-    #[serde(default)]
+struct ByDestination {
+    destination: String,
+}
+
+/// One dead letter.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ById {
+    id: String,
+}
+
+/// Every dead letter (`false` selects none).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Everything {
     all: bool,
 }
 
+/// Which dead letters to replay: of a destination, one by id, or all.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+enum ReplayRequest {
+    Destination(ByDestination),
+    Id(ById),
+    All(Everything),
+}
+
 impl ReplayRequest {
-    fn selection(self) -> Result<Selection, AdminError> {
-        match (self.destination, self.id, self.all) {
-            (Some(d), None, false) => Ok(Selection::Destination(d)),
-            (None, Some(id), false) => Ok(Selection::Id(id)),
-            (None, None, true) => Ok(Selection::All),
-            (None, None, false) => Err(AdminError::Invalid(
-                "name a destination, an id, or set all".into(),
-            )),
-            _ => Err(AdminError::Invalid(
-                "name only one of destination, id and all".into(),
-            )),
+    /// None: nothing selected (`all` false).
+    fn selection(self) -> Option<Selection> {
+        match self {
+            ReplayRequest::Destination(d) => Some(Selection::Destination(d.destination)),
+            ReplayRequest::Id(i) => Some(Selection::Id(i.id)),
+            ReplayRequest::All(Everything { all }) => all.then_some(Selection::All),
         }
     }
 }
@@ -84,10 +99,14 @@ impl ReplayRequest {
 async fn replay_selected(
     _: WriteAdmin,
     State(state): State<AppState>,
-    Json(req): Json<ReplayRequest>,
+    Json(req): Json<Option<ReplayRequest>>,
 ) -> Result<axum::Json<Replayed>, Problem> {
-    let selection = req.selection()?;
-    Ok(axum::Json(dead_letters::replay(&state, &selection).await?))
+    let req =
+        req.ok_or_else(|| AdminError::Invalid("name a destination, an id, or set all".into()))?;
+    Ok(axum::Json(match req.selection() {
+        Some(selection) => dead_letters::replay(&state, &selection).await?,
+        None => Replayed { replayed: 0 },
+    }))
 }
 
 /// One dead letter, with the vendor's last answer and the attempts that led to it.

@@ -41,7 +41,7 @@ async fn list(
 /// One destination.
 #[utoipa::path(
     get, path = "/admin/destinations/{name}", tag = "destinations",
-    params(("name" = String, Path, description = "The destination's name")),
+    params(("name" = String, Path, description = "The destination's name", example = "crm")),
     responses((status = 200, body = DestinationView), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn get(
@@ -66,7 +66,7 @@ struct PauseRequest {
 /// Stops deliveries to the destination until resumed; its jobs are kept.
 #[utoipa::path(
     post, path = "/admin/destinations/{name}/pause", tag = "destinations",
-    params(("name" = String, Path, description = "The destination's name")),
+    params(("name" = String, Path, description = "The destination's name", example = "crm")),
     request_body(content = Option<PauseRequest>, content_type = "application/json"),
     responses(
         (status = 200, body = StateChange),
@@ -97,7 +97,7 @@ async fn pause(
 /// Delivers to the destination again: what it missed goes out, latest state only.
 #[utoipa::path(
     post, path = "/admin/destinations/{name}/resume", tag = "destinations",
-    params(("name" = String, Path, description = "The destination's name")),
+    params(("name" = String, Path, description = "The destination's name", example = "crm")),
     responses((status = 200, body = StateChange), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn resume(
@@ -112,7 +112,7 @@ async fn resume(
 /// an unfinished run); the destination's `backfill` shows its progress.
 #[utoipa::path(
     post, path = "/admin/destinations/{name}/backfill", tag = "destinations",
-    params(("name" = String, Path, description = "The destination's name")),
+    params(("name" = String, Path, description = "The destination's name", example = "crm")),
     responses(
         (status = 202, body = BackfillStarted),
         (status = 404, body = Problem, content_type = "application/problem+json"),

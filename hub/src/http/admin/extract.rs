@@ -57,7 +57,7 @@ impl From<PathRejection> for Problem {
     }
 }
 
-/// A JSON body; an empty body is `T::default()` (every field optional).
+/// A JSON body; an empty body or `null` is `T::default()` (every field optional).
 /// Malformed JSON is 400, JSON of the wrong shape 422; a NUL character
 /// anywhere is 400 (nothing the hub holds can contain one).
 pub struct Json<T>(pub T);
@@ -86,6 +86,10 @@ where
         }
         let value: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| malformed(StatusCode::BAD_REQUEST, "Malformed JSON", &e))?;
+        // `null` is no body, as an empty one is.
+        if value.is_null() {
+            return Ok(Json(T::default()));
+        }
         if let Some(at) = crate::input::find_nul(&value, "") {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,

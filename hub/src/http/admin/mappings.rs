@@ -29,12 +29,6 @@ async fn list(_: ReadAdmin, State(state): State<AppState>) -> axum::Json<Mapping
     axum::Json(mappings::list(&state))
 }
 
-/// A body that may be absent (the extractor's `Default`), which `validate`
-/// refuses: it needs `text`.
-#[derive(Default, Deserialize)]
-#[serde(transparent)]
-struct MaybeValidate(Option<ValidateRequest>);
-
 /// Checks a mapping file without loading it: every problem, at
 /// `file:line:col`, as `hub mappings check` reports it.
 #[utoipa::path(
@@ -48,7 +42,7 @@ struct MaybeValidate(Option<ValidateRequest>);
 async fn validate(
     _: ReadAdmin,
     State(state): State<AppState>,
-    Json(MaybeValidate(req)): Json<MaybeValidate>,
+    Json(req): Json<Option<ValidateRequest>>,
 ) -> Result<axum::Json<Validation>, Problem> {
     let req = req.ok_or_else(|| AdminError::Invalid("the body needs the file's text".into()))?;
     Ok(axum::Json(mappings::validate(&state, &req)?))
@@ -59,6 +53,7 @@ async fn validate(
 #[into_params(parameter_in = Query)]
 struct PreviewQuery {
     /// Hub id or SOURCE:externalId of a stored subject.
+    #[param(example = "ciam:cust-1")]
     subject: String,
 }
 
@@ -67,7 +62,7 @@ struct PreviewQuery {
 /// which fields or purposes consent withheld, and why.
 #[utoipa::path(
     get, path = "/admin/mappings/{destination}/preview", tag = "mappings",
-    params(("destination" = String, Path, description = "The destination's name"), PreviewQuery),
+    params(("destination" = String, Path, description = "The destination's name", example = "crm"), PreviewQuery),
     responses((status = 200, body = Preview), (status = 404, description = "Unknown destination or subject", body = Problem, content_type = "application/problem+json")),
 )]
 async fn preview(

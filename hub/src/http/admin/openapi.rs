@@ -116,11 +116,80 @@ fn add_shared(doc: &mut OpenApi) {
     }
 }
 
+/// What every string the hub takes in must match: no NUL character, which
+/// nothing the hub holds can contain (PostgreSQL cannot even compare it), so
+/// every route refuses it with 400.
+const NO_NUL: &str = "^[^\\x00]*$";
+
+/// Adds [`NO_NUL`] to every string schema in `schema` (and the components
+/// it refers to, once each).
+fn refuse_nul(
+    schema: &mut serde_json::Value,
+    components: &mut serde_json::Value,
+    seen: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let Value::Object(map) = schema else { return };
+    if let Some(Value::String(r)) = map.get("$ref") {
+        let name = r.trim_start_matches("#/components/schemas/").to_string();
+        if !seen.contains(&name) {
+            seen.push(name.clone());
+            if let Some(mut target) = components.get_mut(&name).map(std::mem::take) {
+                refuse_nul(&mut target, components, seen);
+                components[&name] = target;
+            }
+        }
+        return;
+    }
+    let is_string = match map.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if is_string && !map.contains_key("pattern") && !map.contains_key("enum") {
+        map.insert("pattern".into(), NO_NUL.into());
+    }
+    for value in map.values_mut() {
+        match value {
+            Value::Object(_) => refuse_nul(value, components, seen),
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|i| refuse_nul(i, components, seen)),
+            _ => {}
+        }
+    }
+}
+
+/// Every parameter and request body: strings without NUL.
+fn document_nul_refusal(doc: &mut serde_json::Value) {
+    let mut components = doc["components"]["schemas"].take();
+    let mut seen = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+        {
+            if let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) {
+                for p in params {
+                    refuse_nul(&mut p["schema"], &mut components, &mut seen);
+                }
+            }
+            if let Some(content) = op.pointer_mut("/requestBody/content") {
+                refuse_nul(content, &mut components, &mut seen);
+            }
+        }
+    }
+    doc["components"]["schemas"] = components;
+}
+
 /// The complete document, as served.
-pub fn document() -> OpenApi {
+pub fn document() -> serde_json::Value {
     let mut doc = super::api().into_openapi();
     add_shared(&mut doc);
-    doc
+    let mut json = serde_json::to_value(&doc).unwrap_or_default();
+    document_nul_refusal(&mut json);
+    json
 }
 
 /// The OpenAPI 3.1 document of this API.

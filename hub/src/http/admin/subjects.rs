@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
     /// A hub id, an `externalId` (of any source) or an e-mail address.
-    #[param(min_length = 1)]
+    #[param(min_length = 1, example = "user1@example.com")]
     q: String,
     /// At most this many subjects (default 50).
     #[param(minimum = 1, maximum = 1000)]
@@ -55,7 +55,7 @@ async fn search(
 /// A subject's profile, consent, consent ledger and the destinations holding it.
 #[utoipa::path(
     get, path = "/admin/subjects/{subject}", tag = "subjects",
-    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId")),
+    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId", example = "ciam:cust-1")),
     responses((status = 200, body = SubjectView), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn view(
@@ -69,7 +69,7 @@ async fn view(
 /// Current consent and its full history.
 #[utoipa::path(
     get, path = "/admin/subjects/{subject}/consent", tag = "subjects",
-    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId")),
+    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId", example = "ciam:cust-1")),
     responses((status = 200, body = ConsentView), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn consent(
@@ -83,7 +83,7 @@ async fn consent(
 /// The delivery timeline of a subject, per destination.
 #[utoipa::path(
     get, path = "/admin/subjects/{subject}/timeline", tag = "subjects",
-    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId")),
+    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId", example = "ciam:cust-1")),
     responses((status = 200, body = Timeline), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn timeline(
@@ -97,7 +97,7 @@ async fn timeline(
 /// Everything the hub holds about a subject (GDPR art. 15).
 #[utoipa::path(
     get, path = "/admin/subjects/{subject}/export", tag = "subjects",
-    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId")),
+    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId", example = "ciam:cust-1")),
     responses((status = 200, body = SubjectReport), (status = 404, body = Problem, content_type = "application/problem+json")),
 )]
 async fn export(
@@ -112,7 +112,7 @@ async fn export(
 /// hold it, then its PII is removed and a receipt kept. Needs a write token.
 #[utoipa::path(
     post, path = "/admin/subjects/{subject}/erase", tag = "subjects",
-    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId")),
+    params(("subject" = String, Path, description = "Hub id or SOURCE:externalId", example = "ciam:cust-1")),
     responses(
         (status = 202, body = ErasureStarted),
         (status = 404, body = Problem, content_type = "application/problem+json"),
