@@ -104,3 +104,72 @@ impl FromRequestParts<AppState> for WriteAdmin {
         admit(&state.config, parts, Scope::Write).map(WriteAdmin)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AdminTokenSettings, RawConfig};
+
+    fn sha(token: &str) -> String {
+        hex::encode(Sha256::digest(token.as_bytes()))
+    }
+
+    fn config() -> Config {
+        let mut raw = RawConfig::default();
+        raw.admin.token_sha256 = Some(sha("old-token"));
+        for (name, token, scope) in [
+            ("alice", "alice-token", "read"),
+            ("ops", "ops-token", "write"),
+        ] {
+            raw.admin.tokens.insert(
+                name.into(),
+                AdminTokenSettings {
+                    token_sha256: sha(token),
+                    scope: scope.into(),
+                },
+            );
+        }
+        raw.validate().unwrap()
+    }
+
+    #[test]
+    fn each_token_is_known_by_its_name_and_scope() {
+        let c = config();
+        let who = |t| authenticate(&c, t).map(|i| (i.name, i.scope));
+        assert_eq!(who("alice-token"), Some(("alice".into(), Scope::Read)));
+        assert_eq!(who("ops-token"), Some(("ops".into(), Scope::Write)));
+        assert_eq!(who("old-token"), Some(("default".into(), Scope::Write)));
+    }
+
+    #[test]
+    fn unknown_empty_and_hash_tokens_are_refused() {
+        let c = config();
+        assert_eq!(authenticate(&c, ""), None);
+        assert_eq!(authenticate(&c, "alice-token "), None);
+        // The configured hash is no token.
+        assert_eq!(authenticate(&c, &sha("alice-token")), None);
+    }
+
+    #[test]
+    fn write_routes_refuse_a_read_token_with_403_and_no_token_with_401() {
+        let c = config();
+        let parts = |token: Option<&str>| {
+            let mut b = axum::http::Request::builder();
+            if let Some(t) = token {
+                b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let status = |token, needed| admit(&c, &parts(token), needed).map_err(|p| p.status);
+        assert_eq!(status(Some("alice-token"), Scope::Write), Err(403));
+        assert!(status(Some("alice-token"), Scope::Read).is_ok());
+        assert!(status(Some("ops-token"), Scope::Write).is_ok());
+        assert_eq!(status(None, Scope::Read), Err(401));
+        assert_eq!(status(Some("nope"), Scope::Read), Err(401));
+        let off = RawConfig::default().validate().unwrap();
+        assert_eq!(
+            admit(&off, &parts(Some("ops-token")), Scope::Read).map_err(|p| p.status),
+            Err(403)
+        );
+    }
+}
