@@ -8,8 +8,8 @@ pub mod changes;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod destinations;
+pub mod erasure_receipts;
 pub mod mappings;
-pub mod receipts;
 pub mod subjects;
 
 use crate::store::StoreError;
@@ -22,7 +22,7 @@ pub enum AdminError {
     UnknownSubject,
     #[error("no destination named {0:?}")]
     UnknownDestination(String),
-    #[error("no dead letter with that id waits for a replay")]
+    #[error("no dead letter with that id (or it was replayed or discarded already)")]
     UnknownDeadLetter,
     #[error("no erasure receipt for that subject")]
     UnknownReceipt,

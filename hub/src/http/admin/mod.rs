@@ -1,6 +1,6 @@
 //! `/admin/...`: the admin API, one file per resource (the URL's first
 //! segment after `/admin/` names it: `/admin/dead-letters/{id}` ->
-//! `dead_letters.rs`). Handlers are thin: authenticate (`auth`), extract,
+//! `dead_letters.rs`, `/admin/erasure-receipts` -> `erasure_receipts.rs`). Handlers are thin: authenticate (`auth`), extract,
 //! call the matching function of [`crate::admin`], render. Every route is
 //! registered through utoipa-axum, so it is in `/admin/openapi.json` by
 //! construction (`openapi.rs`).
@@ -10,10 +10,10 @@ mod changes;
 mod dead_letters;
 mod deliveries;
 mod destinations;
+mod erasure_receipts;
 mod extract;
 mod mappings;
 pub mod openapi;
-mod receipts;
 mod subjects;
 
 use axum::http::StatusCode;
@@ -34,7 +34,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(deliveries::router())
         .merge(changes::router())
         .merge(mappings::router())
-        .merge(receipts::router())
+        .merge(erasure_receipts::router())
         .merge(openapi::router())
 }
 

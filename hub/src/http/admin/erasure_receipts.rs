@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use super::auth::ReadAdmin;
 use super::extract::{Path, Query};
 use crate::AppState;
-use crate::admin::receipts::{self, ReceiptList};
+use crate::admin::erasure_receipts::{self as receipts, ReceiptList};
 use crate::http::problem::Problem;
 use crate::store::ErasureReceipt;
 
