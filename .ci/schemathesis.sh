@@ -10,12 +10,15 @@ cd "$(dirname "$0")/.."
 hub_bin="${HUB_BIN:-$PWD/target/release/hub}"
 venv="${SCHEMATHESIS_VENV:-$PWD/target/schemathesis-venv}"
 
-if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  echo "python3-venv missing; installing it"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv) || true
-fi
 if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's own python3 makes venvs only with python3-venv.
+    echo "python3 venv unavailable; installing python3 python3-venv"
+    rm -rf "$venv"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+    /usr/bin/python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis==4.32.5'
 fi
 

@@ -16,7 +16,7 @@ pub struct DestinationView {
     pub report: DestinationReport,
     pub connector: String,
     pub enabled: bool,
-    /// Failed / (delivered + failed) in the last hour; absent without calls.
+    /// Failed / (delivered + failed) in the last hour; null without calls.
     pub error_rate_last_hour: Option<f64>,
     /// The latest backfill: with `pending`, how far it has come.
     pub backfill: Option<BackfillStatus>,
