@@ -2,7 +2,8 @@
 # Property-based tests of the admin API against its own OpenAPI document:
 # schemathesis (PyPI) generates requests from /admin/openapi.json and checks
 # every answer. Runs the release hub (HUB_BIN overrides it) on a throwaway
-# SQLite database seeded with subjects, webhook changes and dead letters;
+# SQLite database (SCHEMATHESIS_DATABASE_URL: another, e.g. an empty
+# PostgreSQL one) seeded with subjects, webhook changes and dead letters;
 # destructive calls (erase, discard, pause) are welcome there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ fields:
 YAML
 cat >"$work/hub.toml" <<TOML
 listen = "127.0.0.1:0"
-database_url = "sqlite://$work/hub.db"
+database_url = "${SCHEMATHESIS_DATABASE_URL:-sqlite://$work/hub.db}"
 mappings = "$work/mappings"
 
 [sources.ciam]

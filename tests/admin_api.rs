@@ -507,6 +507,18 @@ async fn dead_letters_are_inspected_replayed_and_discarded(backend: Backend) {
     let other = get(&hub, "/admin/dead-letters?destination=other").await;
     assert_eq!(other["dead_letters"], json!([]));
 
+    // An empty name selects nothing (the store reads "" as "any").
+    for body in [json!({"id": ""}), json!({"destination": ""}), json!([""])] {
+        let a = write(&hub, "post", "/admin/dead-letters/replay", Some(body)).await;
+        assert!(matches!(a.status, 400 | 422), "{}", a.body);
+    }
+    let still = get(&hub, "/admin/dead-letters").await;
+    assert_eq!(
+        still["dead_letters"].as_array().unwrap().len(),
+        2,
+        "{still}"
+    );
+
     let letter = get(&hub, &format!("/admin/dead-letters/{}", ids[0])).await;
     assert_eq!(letter["vendor_answer"]["status_code"], 422, "{letter}");
     assert!(letter["vendor_answer"]["detail"].is_string(), "{letter}");
@@ -706,6 +718,19 @@ async fn bad_input_is_a_4xx_problem_that_quotes_no_value() {
         ("get", "/admin/mappings/crm/preview", None, 400),
         ("post", "/admin/dead-letters/replay", None, 400),
         ("post", "/admin/dead-letters/replay", Some(json!({})), 422),
+        ("post", "/admin/dead-letters/replay", Some(json!([""])), 422),
+        (
+            "post",
+            "/admin/dead-letters/replay",
+            Some(json!({"id": ""})),
+            400,
+        ),
+        (
+            "post",
+            "/admin/dead-letters/replay",
+            Some(json!({"destination": ""})),
+            400,
+        ),
         (
             "post",
             "/admin/dead-letters/replay",

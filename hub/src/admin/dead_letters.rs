@@ -80,6 +80,12 @@ pub enum Selection {
 }
 
 pub async fn replay(state: &AppState, selection: &Selection) -> AdminResult<Replayed> {
+    // The store reads an empty name as "any": never let one through.
+    if matches!(selection, Selection::Destination(s) | Selection::Id(s) if s.is_empty()) {
+        return Err(AdminError::Invalid(
+            "a destination or id to replay must not be empty".into(),
+        ));
+    }
     let (destination, id) = match selection {
         Selection::Destination(d) => (Some(d.as_str()), None),
         Selection::Id(id) => (None, Some(id.as_str())),

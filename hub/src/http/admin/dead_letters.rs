@@ -50,6 +50,7 @@ async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ByDestination {
+    #[schema(min_length = 1)]
     destination: String,
 }
 
@@ -57,6 +58,7 @@ struct ByDestination {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ById {
+    #[schema(min_length = 1)]
     id: String,
 }
 

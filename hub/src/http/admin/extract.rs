@@ -90,6 +90,14 @@ where
         if value.is_null() {
             return Ok(Json(T::default()));
         }
+        // Every body is an object (serde would also read a struct from an array).
+        if !value.is_object() {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid request body",
+                "the body must be a JSON object".to_string(),
+            ));
+        }
         if let Some(at) = crate::input::find_nul(&value, "") {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
