@@ -67,7 +67,7 @@ pub enum Command {
     Bench(crate::demo::bench::BenchArgs),
     /// Measure the SCIM endpoint: user load, filtered lookups, PATCH rate.
     BenchScim(crate::demo::bench_scim::BenchScimArgs),
-    /// SCIM client tokens.
+    /// SCIM client and admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Tools for tests and benchmarks.
@@ -166,21 +166,50 @@ pub enum ConsentCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print a fresh random bearer token for SCIM client NAME and the
-    /// `hub.toml` lines holding its SHA-256.
-    New { name: String },
+    /// Print a fresh random bearer token and the `hub.toml` lines holding
+    /// its SHA-256: for SCIM client NAME, or with `--admin NAME --scope
+    /// read|write` for an admin API token.
+    New {
+        /// The SCIM client's name (not with --admin).
+        #[arg(required_unless_present = "admin", conflicts_with = "admin")]
+        name: Option<String>,
+        /// An admin API token of this name.
+        #[arg(long, value_name = "NAME", requires = "scope")]
+        admin: Option<String>,
+        /// What the admin token may do: read, or also write.
+        #[arg(long, value_enum, requires = "admin")]
+        scope: Option<crate::config::Scope>,
+    },
 }
 
-/// A random token and the config lines for it (only the hash is kept).
-pub fn new_scim_token(name: &str) -> (String, String) {
+/// 32 random bytes as hex, and the SHA-256 hex of that text.
+fn random_token() -> (String, String) {
     use rand::RngCore;
     use sha2::{Digest, Sha256};
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    (token, hash)
+}
+
+/// A random token and the config lines for it (only the hash is kept).
+pub fn new_scim_token(name: &str) -> (String, String) {
+    let (token, hash) = random_token();
     (
         token,
         format!("[scim.clients.{name}]\ntoken_sha256 = \"{hash}\""),
+    )
+}
+
+/// A random admin token and its `[admin.tokens.NAME]` lines.
+pub fn new_admin_token(name: &str, scope: crate::config::Scope) -> (String, String) {
+    let (token, hash) = random_token();
+    (
+        token,
+        format!(
+            "[admin.tokens.{name}]\ntoken_sha256 = \"{hash}\"\nscope = \"{}\"",
+            scope.as_str()
+        ),
     )
 }

@@ -67,6 +67,17 @@ pub fn load_one(file: &Path, vocab: &Vocabulary) -> Result<ActiveDestination, Ve
     bind(mapping, vocab)
 }
 
+/// Validates a mapping file's text as `hub mappings check` would a file
+/// of that name (`POST /admin/mappings/validate`); nothing is loaded.
+pub fn check_text(
+    file: &Path,
+    text: &str,
+    vocab: &Vocabulary,
+) -> Result<ActiveDestination, Vec<MappingError>> {
+    let mapping = mapping::parse_file(file, text, &env_lookup)?;
+    bind(mapping, vocab)
+}
+
 /// Every purpose and brand a file names must be declared in the settings.
 fn check_names(mapping: &Destination, vocab: &Vocabulary) -> Vec<MappingError> {
     let unknown = |p: &String| !vocab.purposes.contains(p);

@@ -20,6 +20,7 @@
 //!    later, dead-letters, waits on the vendor's asynchronous jobs, and
 //!    pauses or throttles the destination when the vendor says so.
 
+pub mod admin;
 pub mod backfill;
 pub mod cli;
 pub mod config;

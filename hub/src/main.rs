@@ -9,7 +9,7 @@ use hub::config::{Config, RawConfig, Role};
 use hub::store::{self, SubjectKey, now_ms};
 
 // glibc's malloc took about a tenth of the hub's CPU under load, mostly in
-// its arena locks and free lists (perf, docs/decisions.md §24).
+// its arena locks and free lists (perf, docs/decisions.md §25).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -126,9 +126,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => hub::demo::run().await,
-        Command::Token(hub::cli::TokenCommand::New { name }) => {
-            let (token, lines) = hub::cli::new_scim_token(name);
-            println!("token (give it to the identity provider; it is not stored): {token}");
+        Command::Token(hub::cli::TokenCommand::New { name, admin, scope }) => {
+            let (token, lines, whom) = match (admin, scope, name) {
+                (Some(admin), Some(scope), _) => {
+                    let (token, lines) = hub::cli::new_admin_token(admin, *scope);
+                    (token, lines, "the admin")
+                }
+                (_, _, Some(name)) => {
+                    let (token, lines) = hub::cli::new_scim_token(name);
+                    (token, lines, "the identity provider")
+                }
+                _ => bail!("name a SCIM client, or --admin NAME --scope read|write"),
+            };
+            println!("token (give it to {whom}; it is not stored): {token}");
             println!("add to hub.toml:\n{lines}");
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod admin;
 mod retention;
+pub use admin::{AdminSettings, AdminToken, AdminTokenSettings, DEFAULT_TOKEN_NAME, Scope};
 pub use retention::RetentionSettings;
 
 mod problems;
@@ -311,22 +313,6 @@ fn default_ticket_check_cap() -> Duration {
     Duration::from_secs(3600)
 }
 
-#[derive(Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AdminSettings {
-    /// SHA-256 (hex) of the admin bearer token; admin API off when unset.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-}
-
-impl std::fmt::Debug for AdminSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminSettings")
-            .field("token_sha256", &self.token_sha256.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
 /// A size such as `256KiB`, `1MiB`, `64kb` or a plain byte count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub usize);
@@ -403,7 +389,8 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     pub sources: BTreeMap<String, Source>,
     pub delivery: DeliverySettings,
-    pub admin_token_sha256: Option<[u8; 32]>,
+    /// Admin API bearer tokens (none: the admin API is off).
+    pub admin_tokens: Vec<AdminToken>,
     pub purposes: BTreeMap<String, PurposeSettings>,
     pub privacy: PrivacySettings,
     pub brands: BTreeMap<String, BrandSettings>,
@@ -546,16 +533,7 @@ impl RawConfig {
         if d.probe_interval.is_zero() || d.poll_interval.is_zero() {
             errors.push("delivery.probe_interval and delivery.poll_interval must not be 0".into());
         }
-        let admin_token_sha256 = match &self.admin.token_sha256 {
-            None => None,
-            Some(h) => match hex::decode(h.trim()) {
-                Ok(b) if b.len() == 32 => b.try_into().ok(),
-                _ => {
-                    errors.push("admin.token_sha256: expected 64 hex digits".into());
-                    None
-                }
-            },
-        };
+        let admin_tokens = self.admin.validate(&mut errors);
         let scim_clients = self.scim.validate(&mut errors);
         self.retention
             .validate(self.webhooks.tolerance, &mut errors);
@@ -569,7 +547,7 @@ impl RawConfig {
                 webhooks: self.webhooks,
                 sources,
                 delivery: self.delivery,
-                admin_token_sha256,
+                admin_tokens,
                 purposes: self.consent.purposes,
                 privacy: self.privacy,
                 brands: self.brands,

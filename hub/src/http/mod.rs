@@ -1,5 +1,5 @@
 //! The HTTP surface: one module per area, merged under one trace layer.
-//! `/webhooks/{source}` -> `webhooks.rs`, `/admin/...` -> `admin.rs`,
+//! `/webhooks/{source}` -> `webhooks.rs`, `/admin/...` -> `admin/`,
 //! `/healthz` `/readyz` `/metrics` -> `health.rs`.
 
 pub mod admin;

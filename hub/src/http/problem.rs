@@ -4,12 +4,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// Always `about:blank`: the status and title say what happened.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
+    /// A short, fixed summary of the problem.
+    #[schema(value_type = String)]
     pub title: &'static str,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request (never a stored value or secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

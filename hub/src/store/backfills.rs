@@ -13,7 +13,7 @@ use super::db::Durability;
 use super::{JobReason, SqlStore, StoreError, now_ms};
 
 /// Whether a destination's latest backfill is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackfillState {
     Running,
@@ -31,7 +31,7 @@ impl BackfillState {
 }
 
 /// A destination's latest backfill, as `hub destinations` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackfillStatus {
     pub destination: String,
     pub state: BackfillState,

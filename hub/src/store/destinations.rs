@@ -11,7 +11,7 @@ use super::db::Durability;
 use super::{SqlStore, StoreError};
 
 /// Who paused a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PausedBy {
     /// The vendor refused our credentials (401/403): probed now and then,
@@ -59,7 +59,7 @@ pub struct DestinationState {
 }
 
 /// What the engine does with a destination now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationStatus {
     Active,
@@ -103,7 +103,7 @@ impl DestinationState {
 }
 
 /// One line of `hub destinations`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DestinationReport {
     pub name: String,
     pub state: DestinationStatus,
@@ -125,7 +125,7 @@ pub struct DestinationReport {
     pub last_error: Option<LastError>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LastError {
     pub at: i64,
     pub outcome: String,

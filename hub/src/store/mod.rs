@@ -10,7 +10,9 @@
 //! - `backfills`: queueing every subject for a destination, resumably.
 //! - `retention`: pruning the queue's history by age.
 //! - `seed`: made-up subjects for tests and benchmarks.
+//! - `admin_reads`: subject search, change log, receipts for the admin API.
 
+mod admin_reads;
 mod backfills;
 mod batch;
 mod db;
@@ -31,6 +33,7 @@ mod subjects;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admin_reads::{ChangeEntry, SubjectHit};
 pub use backfills::{BackfillClaim, BackfillState, BackfillStatus, BackfillStep};
 pub use db::SqlStore;
 pub use destinations::{
@@ -312,6 +315,30 @@ pub trait Store: Send + Sync + 'static {
     /// Creates subjects `seed-1` .. `seed-N` (the missing ones), for tests
     /// and benchmarks; returns how many were created.
     async fn seed_subjects(&self, count: u64) -> Result<u64, StoreError>;
+
+    // Admin reads (SQL in `admin_reads.rs`).
+
+    /// Subjects whose hub id, `externalId` or e-mail is `text`, by id.
+    async fn search_subjects(&self, text: &str, limit: i64) -> Result<Vec<SubjectHit>, StoreError>;
+
+    /// The change log, newest first; `before` (a change id) pages back.
+    async fn recent_changes(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ChangeEntry>, StoreError>;
+
+    /// One dead letter by id, replayed or not.
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError>;
+
+    /// Drops one dead letter that was not replayed; false when none.
+    async fn discard_dead_letter(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Erasure receipts, newest first.
+    async fn erasure_receipts(&self, limit: i64) -> Result<Vec<ErasureReceipt>, StoreError>;
+
+    async fn erasure_receipt(&self, subject_id: &str)
+    -> Result<Option<ErasureReceipt>, StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date (waiting
@@ -569,6 +596,37 @@ impl Store for SqlStore {
 
     async fn seed_subjects(&self, count: u64) -> Result<u64, StoreError> {
         seed::subjects(self, count).await
+    }
+
+    async fn search_subjects(&self, text: &str, limit: i64) -> Result<Vec<SubjectHit>, StoreError> {
+        admin_reads::search_subjects(self, text, limit).await
+    }
+
+    async fn recent_changes(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ChangeEntry>, StoreError> {
+        admin_reads::recent_changes(self, before, limit).await
+    }
+
+    async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        admin_reads::dead_letter(self, id).await
+    }
+
+    async fn discard_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        admin_reads::discard_dead_letter(self, id).await
+    }
+
+    async fn erasure_receipts(&self, limit: i64) -> Result<Vec<ErasureReceipt>, StoreError> {
+        admin_reads::erasure_receipts(self, limit).await
+    }
+
+    async fn erasure_receipt(
+        &self,
+        subject_id: &str,
+    ) -> Result<Option<ErasureReceipt>, StoreError> {
+        admin_reads::erasure_receipt(self, subject_id).await
     }
 }
 

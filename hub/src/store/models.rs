@@ -120,7 +120,7 @@ pub struct SubjectState {
 }
 
 /// What a destination holds of a subject, after our last delivered action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Held {
     /// Profile data was sent.
@@ -289,7 +289,7 @@ pub struct Finished {
     pub attempted: bool,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: String,
     pub destination: String,
@@ -301,7 +301,7 @@ pub struct DeadLetter {
     pub replayed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptRecord {
     pub id: i64,
     pub job_id: String,
@@ -400,7 +400,7 @@ mod tests {
 
 /// Everything the hub holds about one subject (GDPR art. 15), and the
 /// source of `hub consent show`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubjectReport {
     pub id: String,
     pub source: String,
@@ -418,7 +418,7 @@ pub struct SubjectReport {
     pub erasure_receipt: Option<ErasureReceipt>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ConsentRecord {
     pub purpose: String,
     pub brand: String,
@@ -428,7 +428,7 @@ pub struct ConsentRecord {
     pub occurred_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub purpose: String,
     pub brand: String,
@@ -440,14 +440,14 @@ pub struct LedgerEntry {
     pub recorded_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HeldRecord {
     pub destination: String,
     pub state: String,
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChangeRecord {
     pub kind: String,
     pub source: String,
@@ -457,12 +457,13 @@ pub struct ChangeRecord {
 }
 
 /// Proof that an erasure ran: who confirmed the delete, who did not in time.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ErasureReceipt {
     pub subject_id: String,
     pub requested_at: i64,
     pub completed_at: i64,
-    /// Destinations whose delete was delivered, with the time.
+    /// Destinations whose delete was delivered, with the time: `[name, unix ms]`.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub confirmed: Vec<(String, i64)>,
     /// Destinations still holding data when the deadline passed.
     pub unconfirmed: Vec<String>,

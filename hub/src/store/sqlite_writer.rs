@@ -10,7 +10,7 @@
 //! ingest commit of 17 events: the limit on throughput. Here a transaction
 //! is one hand-off: the async side sends the whole [`WriteOp`], this thread
 //! runs its statements as plain function calls and sends back the result
-//! (docs/decisions.md §24).
+//! (docs/decisions.md §25).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
