@@ -1,8 +1,9 @@
 //! The HTTP surface: one module per area, merged under one trace layer.
 //! `/webhooks/{source}` -> `webhooks.rs`, `/admin/...` -> `admin/`,
-//! `/healthz` `/readyz` `/metrics` -> `health.rs`.
+//! `/console/...` -> `console/`, `/healthz` `/readyz` `/metrics` -> `health.rs`.
 
 pub mod admin;
+pub mod console;
 pub mod health;
 pub mod problem;
 pub mod scim;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> axum::Router {
         axum::Router::new()
             .merge(webhooks::router())
             .merge(admin::router())
+            .merge(console::router())
             .merge(health::router())
             .merge(scim::router()),
         state,
