@@ -3,9 +3,9 @@
 //! bad input) and in headless Chromium (every page, with a screenshot of
 //! each in `target/console-screenshots/`).
 
-mod common;
 #[path = "console/browser.rs"]
 mod browser;
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,11 @@ async fn wait_dead_letter(hub: &TestHub) -> String {
         if let Some(id) = list["dead_letters"][0]["id"].as_str() {
             return id.to_string();
         }
-        assert!(Instant::now() < deadline, "no dead letter\n{}", hub.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter\n{}",
+            hub.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -169,10 +173,8 @@ impl Console {
 }
 
 fn csrf_in(html: &str) -> String {
-    let start = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a csrf field")
-        + "name=\"csrf\" value=\"".len();
+    let start =
+        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     html[start..].split('"').next().unwrap().to_string()
 }
 
@@ -207,7 +209,11 @@ async fn sign_in_sets_an_httponly_samesite_strict_session_cookie_on_the_console_
     let page = console.get("/console/destinations").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("destination-crm"), "{}", page.body);
-    assert!(page.body.contains(">ops<"), "the admin's name: {}", page.body);
+    assert!(
+        page.body.contains(">ops<"),
+        "the admin's name: {}",
+        page.body
+    );
 
     // Behind a TLS-terminating proxy the cookie is Secure too.
     let behind_tls = console
@@ -237,7 +243,11 @@ async fn a_wrong_token_gets_the_form_again_with_401_and_is_never_echoed() {
     assert_eq!(page.status, 401);
     assert!(page.set_cookie.is_none());
     assert!(page.body.contains("id=\"token\""), "the form again");
-    assert!(page.body.contains("not a valid admin token"), "{}", page.body);
+    assert!(
+        page.body.contains("not a valid admin token"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains(wrong), "echoed: {}", page.body);
     // No field at all, or a body that is no form: the same.
     let page = console.post("/console/login", &[]).await;
@@ -279,6 +289,24 @@ async fn a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
     }
     assert_eq!(crm_state(&hub).await, "active");
 
+    // A browser saying the POST comes from another site: refused, even
+    // with the right token (and sign-in, which has none yet, the same).
+    for path in [pause, "/console/login"] {
+        let page = console
+            .send(
+                console
+                    .http
+                    .post(format!("{}{path}", hub.url))
+                    .header("sec-fetch-site", "cross-site")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("csrf={csrf}&token={OPS_TOKEN}")),
+            )
+            .await;
+        assert_eq!(page.status, 403, "{path}: {}", page.body);
+        assert!(page.set_cookie.is_none());
+    }
+    assert_eq!(crm_state(&hub).await, "active");
+
     // A POST from no session at all goes to sign-in and changes nothing.
     let anonymous = Console::new(&hub);
     let page = anonymous.post(pause, &[("csrf", csrf.as_str())]).await;
@@ -289,7 +317,10 @@ async fn a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(crm_state(&hub).await, "paused");
     let page = console
-        .post("/console/destinations/crm/resume", &[("csrf", csrf.as_str())])
+        .post(
+            "/console/destinations/crm/resume",
+            &[("csrf", csrf.as_str())],
+        )
         .await;
     assert_eq!(page.status, 303);
     assert_eq!(crm_state(&hub).await, "active");
@@ -308,7 +339,9 @@ async fn a_read_session_sees_no_write_button_and_every_write_is_403() {
 
     let page = console.get("/console/destinations").await;
     assert!(!page.body.contains("Pause"), "{}", page.body);
-    let page = console.get(&format!("/console/dead-letters/{letter}")).await;
+    let page = console
+        .get(&format!("/console/dead-letters/{letter}"))
+        .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("HTTP 422"), "{}", page.body);
     assert!(!page.body.contains("Replay"), "{}", page.body);
@@ -341,7 +374,9 @@ async fn signing_out_ends_the_session_and_clears_the_cookie() {
     assert_eq!(page.status, 403, "sign-out is CSRF-checked too");
     assert_eq!(console.get("/console/destinations").await.status, 200);
 
-    let page = console.post("/console/logout", &[("csrf", csrf.as_str())]).await;
+    let page = console
+        .post("/console/logout", &[("csrf", csrf.as_str())])
+        .await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location.as_deref(), Some("/console/login"));
     let cleared = page.set_cookie.unwrap();
@@ -373,17 +408,25 @@ async fn bad_input_gets_a_friendly_html_page_never_a_5xx() {
         assert!(page.body.contains("id=\"error\""), "{path}: {}", page.body);
     }
     // Output is escaped.
-    let page = console.get("/console/subjects?q=%3Cscript%3Ealert(1)%3C/script%3E").await;
+    let page = console
+        .get("/console/subjects?q=%3Cscript%3Ealert(1)%3C/script%3E")
+        .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("&lt;script&gt;"), "{}", page.body);
     assert!(!page.body.contains("<script>"), "{}", page.body);
     // A write naming nothing.
     let page = console
-        .post("/console/destinations/nope/pause", &[("csrf", csrf.as_str())])
+        .post(
+            "/console/destinations/nope/pause",
+            &[("csrf", csrf.as_str())],
+        )
         .await;
     assert_eq!(page.status, 404);
     let page = console
-        .post("/console/dead-letters/nope/replay", &[("csrf", csrf.as_str())])
+        .post(
+            "/console/dead-letters/nope/replay",
+            &[("csrf", csrf.as_str())],
+        )
         .await;
     assert_eq!(page.status, 404);
     // Every page says: do not cache, do not frame.
@@ -429,7 +472,10 @@ async fn browser_signs_in_and_finds_a_subject_by_email_with_consent_history_and_
     let history = b.text("#consent-history").await;
     assert!(history.contains("marketing_email"), "{history}");
     assert!(history.contains("analytics"), "{history}");
-    assert!(history.contains("granted") && history.contains("denied"), "{history}");
+    assert!(
+        history.contains("granted") && history.contains("denied"),
+        "{history}"
+    );
     assert_eq!(b.count("#consent-history tbody tr").await, 2);
     let delivered = b
         .wait_text("#timeline-crm .attempts .outcome", "a delivery", |t| {
@@ -487,9 +533,11 @@ async fn browser_replays_a_dead_letter_and_sees_it_delivered() {
     b.click("#replay").await;
     assert_eq!(b.path().await, format!("/console/subjects/{id}"));
     assert!(b.text("#notice").await.contains("replayed"));
-    b.wait_text("#timeline-crm .attempts .outcome", "the replay delivered", |t| {
-        t == "delivered"
-    })
+    b.wait_text(
+        "#timeline-crm .attempts .outcome",
+        "the replay delivered",
+        |t| t == "delivered",
+    )
     .await;
     b.screenshot("subject-after-replay").await;
     assert!(sink.received().len() >= 2, "the replay reached the sink");
@@ -501,7 +549,11 @@ async fn browser_replays_a_dead_letter_and_sees_it_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_previews_a_mapping_and_sees_which_fields_consent_removed() {
     let sink = Sink::start().await;
-    let hub = start(&sink, "  nickname: { from: userName, consent: analytics }\n").await;
+    let hub = start(
+        &sink,
+        "  nickname: { from: userName, consent: analytics }\n",
+    )
+    .await;
     let reply = hub.send_ok(&profile_event("cust-preview", now_utc())).await;
     let id = reply["subject"].as_str().unwrap().to_string();
     let Some(b) = Browser::start(&hub.url).await else {
@@ -514,12 +566,18 @@ async fn browser_previews_a_mapping_and_sees_which_fields_consent_removed() {
     assert_eq!(b.text("#outcome").await, "send");
     assert_eq!(b.text("#action").await, "upsert");
     let payload = b.text("#payload").await;
-    assert!(payload.contains("\"email\": \"ada@example.com\""), "{payload}");
+    assert!(
+        payload.contains("\"email\": \"ada@example.com\""),
+        "{payload}"
+    );
     assert!(!payload.contains("nickname"), "{payload}");
     let removed = b.text("#removed-fields").await;
     assert!(removed.contains("nickname"), "{removed}");
     assert!(removed.contains("analytics"), "{removed}");
-    assert!(removed.contains("the subject denied this purpose"), "{removed}");
+    assert!(
+        removed.contains("the subject denied this purpose"),
+        "{removed}"
+    );
     b.screenshot("preview").await;
     b.close().await;
 }
@@ -536,7 +594,10 @@ async fn browser_read_token_sees_no_write_buttons_and_a_forged_post_gets_403() {
     };
     b.sign_in(READ_TOKEN).await;
     assert_eq!(b.text("#scope").await, "read");
-    assert_eq!(b.attr("#destination-crm", "data-state").await.as_deref(), Some("active"));
+    assert_eq!(
+        b.attr("#destination-crm", "data-state").await.as_deref(),
+        Some("active")
+    );
     // The only button on a page is sign-out.
     assert_eq!(b.count("main button").await, 0);
     assert_eq!(b.count("main form[method='post']").await, 0);
@@ -563,9 +624,7 @@ async fn browser_read_token_sees_no_write_buttons_and_a_forged_post_gets_403() {
         )
         .await
         .unwrap();
-    let error = b
-        .wait_text_no_reload("#error", "the refusal")
-        .await;
+    let error = b.wait_text_no_reload("#error", "the refusal").await;
     assert!(error.contains("read scope"), "{error}");
     b.screenshot("forged-post-refused").await;
     assert_eq!(crm_state(&hub).await, "active");

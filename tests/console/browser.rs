@@ -202,7 +202,10 @@ impl Browser {
                     "timed out waiting for {what}: {css} shows {text:?}"
                 );
             } else {
-                assert!(Instant::now() < deadline, "timed out waiting for {what}: no {css}");
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}: no {css}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             self.client.refresh().await.unwrap();
@@ -216,7 +219,10 @@ impl Browser {
             if let Ok(e) = self.client.find(Locator::Css(css)).await {
                 return e.text().await.unwrap_or_default();
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: no {css}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: no {css}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -11,7 +11,10 @@ use super::session::SignedIn;
 const STYLESHEET: &str = include_str!("console.css");
 
 pub async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
 }
 
 /// The navigation: (path, label).

@@ -2,8 +2,8 @@
 //! POST) and clears the cookie.
 
 use axum::extract::{Form, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 

@@ -33,8 +33,14 @@ pub use session::Sessions;
 
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/console", get(|| async { Redirect::to("/console/destinations") }))
-        .route("/console/", get(|| async { Redirect::to("/console/destinations") }))
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/destinations") }),
+        )
+        .route(
+            "/console/",
+            get(|| async { Redirect::to("/console/destinations") }),
+        )
         .route("/console/console.css", get(layout::stylesheet))
         .merge(login::router())
         .merge(logout::router())
@@ -43,7 +49,24 @@ pub fn router() -> axum::Router<AppState> {
         .merge(dead_letters::router())
         .merge(preview::router())
         .route("/console/{*rest}", axum::routing::any(not_found))
+        .layer(axum::middleware::from_fn(refuse_cross_site_posts))
         .layer(axum::middleware::from_fn(protective_headers))
+}
+
+/// Defence in depth beside SameSite=Strict and the CSRF field: a browser
+/// that says a POST comes from another site (`Sec-Fetch-Site: cross-site`)
+/// is refused before any handler runs. This covers the sign-in form too,
+/// which has no session (and so no CSRF token) yet.
+async fn refuse_cross_site_posts(req: Request, next: Next) -> Response {
+    let cross_site = req.method() == axum::http::Method::POST
+        && req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site {
+        return ConsoleError::BadCsrf.into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ConsoleError {

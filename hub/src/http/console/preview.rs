@@ -6,9 +6,9 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use maud::{Markup, html};
 
+use super::ConsoleError;
 use super::layout::{json, page, wire};
 use super::session::SignedIn;
-use super::ConsoleError;
 use crate::AppState;
 use crate::admin::mappings::{self as admin, Preview, PreviewOutcome, Withheld};
 

@@ -203,10 +203,7 @@ impl SignedIn {
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ConsoleError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, ConsoleError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ConsoleError> {
         let id = cookie_value(&parts.headers);
         if id.is_empty() {
             return Err(ConsoleError::SignedOut);
@@ -280,7 +277,10 @@ mod tests {
     #[test]
     fn the_cookie_is_read_among_others_and_written_with_its_attributes() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; hub_console=abc ; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; hub_console=abc ; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie_value(&h), "abc");
         assert_eq!(cookie_value(&HeaderMap::new()), "");
         let c = set_cookie("abc", Duration::from_secs(10), false);
