@@ -402,6 +402,7 @@ async fn bad_input_gets_a_friendly_html_page_never_a_5xx() {
         ("/console/preview?destination=nope&subject=ciam:nobody", 404),
         ("/console/preview?destination=crm&subject=ciam:nobody", 404),
         ("/console/no-such-page", 404),
+        ("/console/subjects?q=a%00b", 400),
     ] {
         let page = console.get(path).await;
         assert_eq!(page.status, status, "{path}: {}", page.body);

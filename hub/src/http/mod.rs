@@ -68,6 +68,8 @@ async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
     let detail = "the request URL must not contain a NUL character (%00)";
     if uri.path().starts_with("/scim/") {
         crate::scim_model::ScimError::invalid_value(detail).into_response()
+    } else if uri.path().starts_with("/console") {
+        console::ConsoleError::BadRequest(detail.into()).into_response()
     } else {
         Problem::new(
             StatusCode::BAD_REQUEST,
