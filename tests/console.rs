@@ -580,6 +580,14 @@ async fn browser_previews_a_mapping_and_sees_which_fields_consent_removed() {
         "{removed}"
     );
     b.screenshot("preview").await;
+    // By e-mail as well, and the subject page's link leads here too.
+    b.type_into("#subject", "ada@example.com").await;
+    b.click("#preview").await;
+    assert_eq!(b.text("#outcome").await, "send");
+    b.goto(&format!("/console/subjects/{id}")).await;
+    b.click("#timeline-crm h3 a").await;
+    assert_eq!(b.path().await, "/console/preview");
+    assert!(b.text("#removed-fields").await.contains("nickname"));
     b.close().await;
 }
 

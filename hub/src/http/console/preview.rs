@@ -20,7 +20,7 @@ pub fn router() -> axum::Router<AppState> {
 struct PreviewQuery {
     #[serde(default)]
     destination: String,
-    /// A hub id or `SOURCE:externalId`.
+    /// A hub id, an e-mail address, an externalId or `SOURCE:externalId`.
     #[serde(default)]
     subject: String,
 }
@@ -37,7 +37,8 @@ async fn show(
     let preview = if destination.is_empty() || subject.is_empty() {
         None
     } else {
-        Some(admin::preview(&state, destination, subject).await?)
+        let key = subject_key(&state, subject).await?;
+        Some(admin::preview(&state, destination, &key).await?)
     };
     Ok(page(
         &who,
@@ -53,13 +54,28 @@ async fn show(
                         }
                     }
                 }
-                label for="subject" { "Subject (hub id or SOURCE:externalId)" }
+                label for="subject" { "Subject (e-mail, externalId, SOURCE:externalId or hub id)" }
                 input #subject type="text" name="subject" value=(subject) required;
                 p { button #preview type="submit" { "Preview" } }
             }
             @if let Some(p) = &preview { (result(p)) }
         },
     ))
+}
+
+/// The key to preview: the one subject a search by e-mail, externalId or
+/// hub id finds, else the text as given (`SOURCE:externalId`).
+async fn subject_key(state: &AppState, text: &str) -> Result<String, ConsoleError> {
+    let hits = crate::admin::subjects::search(state, text, 2)
+        .await?
+        .subjects;
+    match hits.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Ok(text.to_string()),
+        _ => Err(ConsoleError::BadRequest(
+            "several subjects match that: choose one by its hub id".into(),
+        )),
+    }
 }
 
 fn outcome_text(o: PreviewOutcome) -> &'static str {
