@@ -28,6 +28,10 @@ pub struct Browser {
     pub client: Client,
     /// Base URL of the hub under test.
     base: String,
+    /// Set by [`Browser::close`]; otherwise (a test that panicked) the
+    /// drop ends the session, so chromedriver quits Chromium rather than
+    /// leave it running.
+    closed: bool,
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -103,6 +107,7 @@ impl Browser {
         Some(Browser {
             client,
             base: base.to_string(),
+            closed: false,
             _driver: driver,
             _profile: profile,
             _turn: turn,
@@ -236,7 +241,29 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    pub async fn close(self) {
-        let _ = self.client.close().await;
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        self.closed = true;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        let client = self.client.clone();
+        tokio::task::block_in_place(|| {
+            let _ = handle.block_on(tokio::time::timeout(
+                Duration::from_secs(10),
+                client.close(),
+            ));
+        });
     }
 }
