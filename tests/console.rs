@@ -5,11 +5,14 @@
 
 #[path = "console/browser.rs"]
 mod browser;
+#[path = "console/client.rs"]
+mod client;
 mod common;
 
 use std::time::{Duration, Instant};
 
 use browser::Browser;
+use client::Console;
 use common::{Backend, PATIENCE, Reply, Sink, TestHub, crm_mapping, now_utc, profile_event};
 use serde_json::Value;
 use sha2::Digest;
@@ -71,112 +74,6 @@ async fn wait_dead_letter(hub: &TestHub) -> String {
 }
 
 // ------------------------------------------------------------ over HTTP
-
-/// A client that shows redirects instead of following them, holding one
-/// session cookie by hand.
-struct Console {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    content_type: String,
-    body: String,
-}
-
-impl Console {
-    fn new(hub: &TestHub) -> Console {
-        Console {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: hub.url.clone(),
-            cookie: None,
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Page {
-        let req = match &self.cookie {
-            Some(c) => req.header("cookie", format!("hub_console={c}")),
-            None => req,
-        };
-        let r = req.send().await.unwrap();
-        let header = |name: &str| {
-            r.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let page = Page {
-            status: r.status().as_u16(),
-            location: header("location"),
-            set_cookie: header("set-cookie"),
-            content_type: header("content-type").unwrap_or_default(),
-            body: String::new(),
-        };
-        let body = r.text().await.unwrap();
-        assert!(page.status < 500, "{}: {body}", page.status);
-        if page.status != 303 {
-            assert!(
-                page.content_type.starts_with("text/html"),
-                "{} {}",
-                page.status,
-                page.content_type
-            );
-        }
-        Page { body, ..page }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await
-    }
-
-    /// Signs in; keeps the session cookie.
-    async fn sign_in(&mut self, token: &str) -> Page {
-        let page = self.post("/console/login", &[("token", token)]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        let cookie = page.set_cookie.clone().expect("a session cookie");
-        let value = cookie
-            .strip_prefix("hub_console=")
-            .and_then(|c| c.split(';').next())
-            .expect("hub_console=...")
-            .to_string();
-        self.cookie = Some(value);
-        page
-    }
-
-    /// The CSRF token the pages of this session carry.
-    async fn csrf(&self) -> String {
-        let page = self.get("/console/destinations").await;
-        assert_eq!(page.status, 200);
-        csrf_in(&page.body)
-    }
-}
-
-fn csrf_in(html: &str) -> String {
-    let start =
-        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
-    html[start..].split('"').next().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_sets_an_httponly_samesite_strict_session_cookie_on_the_console_path() {
