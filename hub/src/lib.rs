@@ -64,6 +64,9 @@ pub struct AppState {
     /// Wakes a destination's driver when jobs become due for it (ingest,
     /// replay, backfill).
     pub wake: Arc<delivery::Wakers>,
+    /// The web console's signed-in sessions (in memory: a restart signs
+    /// everyone out).
+    pub console: Arc<http::console::Sessions>,
 }
 
 pub fn app(state: AppState) -> axum::Router {
@@ -108,6 +111,7 @@ pub async fn build_state(
             ingestor,
             metrics: Arc::new(Metrics::default()),
             wake,
+            console: Arc::new(http::console::Sessions::default()),
         },
         writer,
     ))

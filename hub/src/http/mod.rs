@@ -1,8 +1,9 @@
 //! The HTTP surface: one module per area, merged under one trace layer.
 //! `/webhooks/{source}` -> `webhooks.rs`, `/admin/...` -> `admin/`,
-//! `/healthz` `/readyz` `/metrics` -> `health.rs`.
+//! `/console/...` -> `console/`, `/healthz` `/readyz` `/metrics` -> `health.rs`.
 
 pub mod admin;
+pub mod console;
 pub mod health;
 pub mod problem;
 pub mod scim;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> axum::Router {
         axum::Router::new()
             .merge(webhooks::router())
             .merge(admin::router())
+            .merge(console::router())
             .merge(health::router())
             .merge(scim::router(state.clone())),
         state,
@@ -77,6 +79,8 @@ async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
     let detail = "the request URL must not contain a NUL character (%00)";
     if uri.path().starts_with("/scim/") {
         crate::scim_model::ScimError::invalid_value(detail).into_response()
+    } else if uri.path().starts_with("/console") {
+        console::ConsoleError::BadRequest(detail.into()).into_response()
     } else {
         Problem::new(
             StatusCode::BAD_REQUEST,
