@@ -30,8 +30,10 @@ struct Job {
     durability: Durability,
     /// Given no connection, the job is not run: it settles with the error
     /// that stopped the batch.
-    run: Box<dyn FnOnce(Option<&Connection>) -> Settle + Send>,
+    run: RunJob,
 }
+
+type RunJob = Box<dyn FnOnce(Option<&Connection>) -> Settle + Send>;
 
 /// Sends a job's answer: its own result if it failed, else the commit's.
 type Settle = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
